@@ -11,6 +11,8 @@ MMPOSE_SPEC ?= mmpose==1.3.2
 SKIP_TORCH ?= 0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+# every install honours the pins (numpy 1.26, opencv 4.10) so nothing is upgraded and downgraded again
+PINNED := -c requirements/runtime.txt
 STAMP := $(VENV)/.toolkit-installed
 REQS := requirements/runtime.txt requirements/tests.txt setup.py Makefile
 
@@ -22,10 +24,10 @@ $(STAMP): $(REQS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "[install] torch ($(TORCH_SPEC)), build tools"
 	@if [ "$(SKIP_TORCH)" != "1" ]; then $(PIP) install "$(TORCH_SPEC)"; fi
-	@$(PIP) install "setuptools<81" wheel ninja numpy==1.26.4
+	@$(PIP) install $(PINNED) "setuptools<81" wheel ninja numpy
 	@echo "[install] $(MMCV_SPEC) with ops (built from source the first time: ~11 min on 2 cores, cached by pip afterwards)"
 	@$(PY) -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$(MMCV_SPEC)'.split('==')[1]" 2>/dev/null || \
-	  MMCV_WITH_OPS=1 $(PIP) install --no-build-isolation "$(MMCV_SPEC)"
+	  MMCV_WITH_OPS=1 $(PIP) install $(PINNED) --no-build-isolation "$(MMCV_SPEC)"
 	@echo "[install] mmengine, mmdet, mmsegmentation, mmpose and friends"
 	@$(PIP) install -r requirements/runtime.txt -r requirements/tests.txt
 	@$(PIP) install --no-deps "$(MMPOSE_SPEC)"

@@ -1,0 +1,101 @@
+"""What tools/train.py and tools/test.py share: config loading, checks, CPU distributed set-up."""
+import os
+import os.path as osp
+import sys
+
+import torch
+from mmengine.config import Config, DictAction  # noqa: F401  (re-exported for the tools)
+
+from .checkpoint import CheckpointError, check_checkpoint_path
+from .config_checks import ConfigError, check_model_config, explain_missing_type
+
+
+def load_config(path: str, cfg_options=None, work_dir=None, launcher='none') -> Config:
+    """Read a config, apply ``--cfg-options`` and choose the work dir as OpenMMLab tools do."""
+    if not osp.isfile(path):
+        raise ConfigError(f'config {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def enable_amp(cfg: Config) -> None:
+    """Mixed precision: fp16 with dynamic loss scaling on GPU, bfloat16 autocast on CPU."""
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper == 'AmpOptimWrapper':
+        return
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    if torch.cuda.is_available():
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        cfg.optim_wrapper.dtype = 'bfloat16'
+
+
+def setup_distributed(cfg: Config) -> None:
+    """Start the process group ourselves on a machine without CUDA (gloo, CPU DDP).
+
+    mmengine's launcher assumes one GPU per process (it calls torch.cuda.set_device and gives DDP
+    device_ids); on a CPU machine we initialise gloo here, and the runner then finds the group
+    already up and wraps the model in DDP without device ids.
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.env_cfg = cfg.get('env_cfg', {})
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.setdefault('broadcast_buffers', False)
+    cfg.model_wrapper_cfg = wrapper
+    # SyncBN needs CUDA: plain BN per process on CPU
+    cfg.model = _replace_norm(cfg.model, 'SyncBN', 'BN')
+
+
+def _replace_norm(node, old, new):
+    if isinstance(node, dict):
+        node = type(node)({k: _replace_norm(v, old, new) for k, v in node.items()})
+        if node.get('type') == old:
+            node['type'] = new
+    elif isinstance(node, list):
+        node = [_replace_norm(v, old, new) for v in node]
+    return node
+
+
+def build_runner(cfg: Config):
+    """Run the config checks, then build mmengine's Runner, with clear errors for bad input."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    check_model_config(cfg)
+    if cfg.get('load_from'):
+        check_checkpoint_path(cfg.load_from)
+    try:
+        if 'runner_type' in cfg:
+            return RUNNERS.build(cfg)
+        return Runner.from_cfg(cfg)
+    except KeyError as err:
+        msg = explain_missing_type(err, cfg)
+        if msg is None:
+            raise
+        raise ConfigError(msg) from None
+
+
+def run_tool(main) -> None:
+    """Call ``main()``; a ConfigError or CheckpointError ends the tool with its message, exit 2."""
+    try:
+        main()
+    except (ConfigError, CheckpointError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)
+
+
+def local_rank_env() -> None:
+    """torchrun sets LOCAL_RANK; older launchers pass --local_rank. Keep both working."""
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = '0'

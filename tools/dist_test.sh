@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Usage: bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py args]
+# Python: $PYTHON, else the repo's .venv, else `python` on the PATH.
+TOOLS=$(dirname "$0")
+CONFIG=$1
+CHECKPOINT=$2
+NPROCS=$3
+PORT=${PORT:-29500}
+if [ -z "$PYTHON" ]; then
+    if [ -x "$TOOLS/../.venv/bin/python" ]; then PYTHON="$TOOLS/../.venv/bin/python"; else PYTHON=python; fi
+fi
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PYTHON" -m torch.distributed.run --nproc_per_node="$NPROCS" \
+    --master_port="$PORT" "$TOOLS/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
