@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mixer_checks import compare_bf16, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_with_reference, randomize_
 from plugins.mixers.factorization import FactorizationAttention
 
 

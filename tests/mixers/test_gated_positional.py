@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from benchmarks.peers import import_timm
-from mixer_checks import compare_bf16, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_with_reference, randomize_
 from plugins.mixers.gated_positional import GatedPositionalAttention, relative_position_features
 
 

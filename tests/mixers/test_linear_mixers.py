@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mixer_checks import compare_bf16, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_with_reference, randomize_
 from plugins.mixers.enhanced_linear_attention import EnhancedLinearAttention
 from plugins.mixers.inline_attention import InLineAttention
 
