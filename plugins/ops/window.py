@@ -1,0 +1,158 @@
+"""Window attention with padding and (cyclic) shifts: Swin's W-MSA / SW-MSA and HiDiffusion's
+MSW-MSA.
+
+Papers: Liu et al., "Swin Transformer" (arXiv 2103.14030, Sec. 3.2: Eq. 4 relative position bias,
+"efficient batch computation for shifted configuration": cyclic shift plus a mask); used as the
+local branch of DaViT (arXiv 2204.03645) and L2ViT (arXiv 2208.05114); Zhang et al., "HiDiffusion"
+(arXiv 2311.17528, Sec. 3.3: MSW-MSA, windows of half the map per side, shifted per call by a
+random multiple of a quarter window, cyclically, with no mask).
+
+Tokens are split into non-overlapping ``wh x ww`` windows and attend inside their window:
+``O(H W wh ww d)`` time and ``O(H W wh ww)`` memory for the logits, computed window-batched with
+``F.scaled_dot_product_attention``.
+"""
+import functools
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+from .utils import pad_to_multiple, relative_position_index, to_pair
+
+IntPair = Union[int, Sequence[int]]
+
+__all__ = ['window_attention_2d', 'window_partition', 'window_merge', 'msw_msa_shift']
+
+
+def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
+    """``(B, heads, H, W, d) -> (B, heads, nWh * nWw, wh * ww, d)``; H, W multiples of the window."""
+    b, nh, h, w, d = x.shape
+    wh, ww = window
+    x = x.view(b, nh, h // wh, wh, w // ww, ww, d).permute(0, 1, 2, 4, 3, 5, 6)
+    return x.reshape(b, nh, (h // wh) * (w // ww), wh * ww, d)
+
+
+def window_merge(x: torch.Tensor, window: Tuple[int, int], size: Tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: ``(B, heads, nW, wh * ww, d) -> (B, heads, H, W, d)``."""
+    b, nh, _, _, d = x.shape
+    wh, ww = window
+    h, w = size
+    x = x.view(b, nh, h // wh, w // ww, wh, ww, d).permute(0, 1, 2, 4, 3, 5, 6)
+    return x.reshape(b, nh, h, w, d)
+
+
+@functools.lru_cache(maxsize=16)
+def _window_mask(padded: Tuple[int, int], valid: Tuple[int, int], window: Tuple[int, int],
+                 shift: Tuple[int, int], shifted_mask: bool) -> Optional[torch.Tensor]:
+    """Additive mask ``(nW, N, N)`` (0 / -inf) in the rolled frame, or None when nothing is masked.
+
+    A key is masked when it lies in padding (and the query does not: padded queries keep their
+    keys so that no row is empty), or, with ``shifted_mask``, when it comes from another region of
+    the cyclically shifted map than the query (Swin Sec. 3.2, Fig. 4).
+    """
+    hp, wp = padded
+    h, w = valid
+    wh, ww = window
+    sh, sw = shift
+    needs_region = shifted_mask and (sh > 0 or sw > 0)
+    if not needs_region and (h, w) == (hp, wp):
+        return None
+    ys, xs = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing='ij')
+    # coordinates in the rolled frame come from the original ones at (y + sh, x + sw) mod size
+    oy, ox = (ys + sh) % hp, (xs + sw) % wp
+    inside = (oy < h) & (ox < w)
+    # Swin's region labels: three bands per axis in the rolled frame
+    label = torch.zeros(hp, wp, dtype=torch.long)
+    if needs_region:
+        band_y = (ys >= hp - wh).long() + (ys >= hp - sh).long() if sh > 0 else torch.zeros_like(ys)
+        band_x = (xs >= wp - ww).long() + (xs >= wp - sw).long() if sw > 0 else torch.zeros_like(xs)
+        label = band_y * 3 + band_x
+
+    def part(t):  # (hp, wp) -> (nW, N)
+        return t.view(hp // wh, wh, wp // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)
+
+    lab, ins = part(label), part(inside)
+    allowed = (lab[:, :, None] == lab[:, None, :]) & (ins[:, None, :] | ~ins[:, :, None])
+    return torch.where(allowed, 0.0, float('-inf'))
+
+
+def msw_msa_shift(window: IntPair, step: int) -> Tuple[int, int]:
+    """HiDiffusion's MSW-MSA shift for ``step`` in {0, 1, 2, 3}: ``step * (w // 4)`` per axis."""
+    wh, ww = to_pair(window, 'window')
+    if step not in (0, 1, 2, 3):
+        raise ValueError(f'step must be one of 0, 1, 2, 3, got {step}')
+    return (wh // 4) * step, (ww // 4) * step
+
+
+def window_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window_size: IntPair,
+                        shift: IntPair = 0, rpb_table: Optional[torch.Tensor] = None,
+                        shifted_mask: bool = True, scale: Optional[float] = None) -> torch.Tensor:
+    """Multi-head attention inside (shifted) windows.
+
+    Args:
+        q, k: ``(B, heads, H, W, d)``; v: ``(B, heads, H, W, d_v)``. Any H, W: the map is padded
+            (bottom/right) to window multiples and padded keys are masked out. (Swin-style models
+            pad the *input* before the projections instead; their mixer does that, so this op then
+            sees whole windows.)
+        window_size: ``(wh, ww)`` or int.
+        shift: cyclic shift ``(sh, sw)``: the map is rolled by ``(-sh, -sw)`` before partitioning
+            and back after (Swin: ``window // 2``; HiDiffusion: :func:`msw_msa_shift`).
+        rpb_table: Swin's relative position bias table ``((2wh-1) * (2ww-1), heads)``, indexed by
+            :func:`plugins.ops.utils.relative_position_index` (Swin Eq. 4).
+        shifted_mask: with a shift, mask pairs from different regions of the rolled map (Swin);
+            False lets windows wrap around (HiDiffusion's MSW-MSA).
+        scale: logit scale, default ``d ** -0.5``.
+
+    Returns:
+        ``(B, heads, H, W, d_v)``.
+    """
+    if q.dim() != 5:
+        raise ValueError(f'q must be (B, heads, H, W, d), got shape {tuple(q.shape)}')
+    window = to_pair(window_size, 'window_size')
+    sh, sw = to_pair(shift, 'shift')
+    b, nh, h, w, _ = q.shape
+    if not (0 <= sh < window[0] and 0 <= sw < window[1]):
+        raise ValueError(f'shift {(sh, sw)} must lie in [0, window_size) = [0, {window})')
+    n = window[0] * window[1]
+    if rpb_table is not None and tuple(rpb_table.shape) != ((2 * window[0] - 1) * (2 * window[1] - 1),
+                                                            nh):
+        raise ValueError(f'rpb_table must be ((2wh-1)*(2ww-1), heads) = '
+                         f'{((2 * window[0] - 1) * (2 * window[1] - 1), nh)}, '
+                         f'got {tuple(rpb_table.shape)}')
+    q, _ = pad_to_multiple(q, window, dims=(2, 3))
+    k, _ = pad_to_multiple(k, window, dims=(2, 3))
+    v, _ = pad_to_multiple(v, window, dims=(2, 3))
+    hp, wp = q.shape[2:4]
+    if sh or sw:
+        q, k, v = (torch.roll(t, shifts=(-sh, -sw), dims=(2, 3)) for t in (q, k, v))
+    qw, kw, vw = (window_partition(t, window) for t in (q, k, v))  # B heads nW N d
+    nw = qw.shape[2]
+    mask = _window_mask((hp, wp), (h, w), window, (sh, sw), shifted_mask)
+    bias = None
+    if rpb_table is not None:
+        index = _rel_index(window, q.device)
+        bias = rpb_table[index.view(-1)].view(n, n, nh).permute(2, 0, 1)  # heads N N
+        bias = bias[:, None].to(q.dtype)  # heads 1 N N
+        if mask is not None:
+            bias = bias + mask.to(q.device, q.dtype)
+        bias = bias.expand(nh, nw, n, n)
+    elif mask is not None:
+        bias = mask.to(q.device, q.dtype)[None]  # 1 nW N N
+    if bias is not None:
+        bias = bias.expand(nh, nw, n, n).reshape(nh * nw, n, n)
+    out = F.scaled_dot_product_attention(
+        qw.reshape(b, nh * nw, n, -1), kw.reshape(b, nh * nw, n, -1),
+        vw.reshape(b, nh * nw, n, -1), attn_mask=bias, scale=scale)
+    out = window_merge(out.view(b, nh, nw, n, -1), window, (hp, wp))
+    if sh or sw:
+        out = torch.roll(out, shifts=(sh, sw), dims=(2, 3))
+    return out[:, :, :h, :w]
+
+
+@functools.lru_cache(maxsize=16)
+def _rel_index_cpu(window: Tuple[int, int]) -> torch.Tensor:
+    return relative_position_index(window)
+
+
+def _rel_index(window, device):
+    return _rel_index_cpu(window).to(device)
