@@ -99,7 +99,8 @@ class AttentionBackbone(BaseModule):
 
     def drop_path_rates(self, depths: Sequence[int]) -> List[List[float]]:
         """Per-stage lists of stochastic depth rates, linear in the global block index."""
-        rates = torch.linspace(0, self.drop_path_rate, sum(depths)).tolist()
+        total = sum(depths)
+        rates = [self.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         out, start = [], 0
         for d in depths:
             out.append(rates[start:start + d])

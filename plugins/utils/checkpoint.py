@@ -49,9 +49,26 @@ def _numpy_globals():
 SAFE_GLOBALS = [HistoryBuffer, OrderedDict, argparse.Namespace, *_numpy_globals()]
 
 
+def history_buffer_method(obj, name: str):
+    """The one use of ``getattr`` in mmengine checkpoints, and nothing else.
+
+    A pickled ``HistoryBuffer`` names its statistics methods as ``getattr(HistoryBuffer, 'min')``.
+    A general ``getattr`` would let a file reach any attribute of any object (a path to running
+    code), so this stand-in returns only a HistoryBuffer's statistics methods.
+    """
+    is_buffer = obj is HistoryBuffer or isinstance(obj, HistoryBuffer)
+    known = {'min', 'max', 'mean', 'current', *HistoryBuffer._statistics_methods}
+    if is_buffer and name in known:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'refused getattr({obj!r:.40}, {name!r}): checkpoints '
+                                 f'may only name the statistics methods of a HistoryBuffer')
+
+
 def allow_mmengine_checkpoints() -> None:
     """Add the types that mmengine writes into checkpoints to torch's unpickling allow-list."""
-    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    torch.serialization.add_safe_globals(
+        SAFE_GLOBALS + [(history_buffer_method, '__builtin__.getattr'),
+                        (history_buffer_method, 'builtins.getattr')])
 
 
 def check_checkpoint_path(path: str) -> None:

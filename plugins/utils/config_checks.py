@@ -43,7 +43,7 @@ def suggest_types(name: str, registry_name: str = 'model', scope: str = 'mmengin
 
 def explain_missing_type(err: KeyError, cfg=None) -> Optional[str]:
     """Turn mmengine's "X is not in the scope::registry registry" into a message with hints."""
-    match = re.search(r'(\S+) is not in the (\S+)::(\S+) registry', str(err))
+    match = re.search(r'([\w.]+) is not in the (\w+)::([\w ]+?) registry', str(err))
     if not match:
         return None
     name, scope, registry_name = match.groups()

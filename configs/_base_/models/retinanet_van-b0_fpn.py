@@ -7,6 +7,5 @@ model = dict(
         type='VAN',
         arch='b0',
         out_indices=(0, 1, 2, 3),
-        drop_path_rate=0.1,
-        init_cfg=None),
+        drop_path_rate=0.1),
     neck=dict(in_channels=[32, 64, 160, 256], start_level=1, num_outs=5))
