@@ -1,0 +1,113 @@
+"""Window attention mixers: Swin's (shifted) window attention, as used by DaViT and L2ViT, and
+HiDiffusion's MSW-MSA.
+
+Papers: Liu et al., "Swin Transformer" (arXiv 2103.14030, Sec. 3.2, Eq. 4); Ding et al., "DaViT"
+(arXiv 2204.03645, spatial window attention, no bias, no shift); Zheng et al., "L2ViT" (arXiv
+2208.05114, local window attention); Zhang et al., "HiDiffusion" (arXiv 2311.17528, Sec. 3.3).
+Cost: ``O(H W wh ww C)`` time, ``O(H W wh ww heads)`` memory.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.init import trunc_normal_
+
+from ..ops.utils import pad_to_multiple, to_pair
+from ..ops.window import msw_msa_shift, window_attention_2d
+from ..registry import MODELS
+
+
+class _WindowMixerBase(nn.Module):
+    def __init__(self, dim, num_heads, qkv_bias, proj_drop):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'{type(self).__name__}: dim ({dim}) must be divisible by '
+                             f'num_heads ({num_heads})')
+        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def _qkv(self, x_nhwc):
+        b, h, w, _ = x_nhwc.shape
+        qkv = self.qkv(x_nhwc).view(b, h, w, 3, self.num_heads, self.head_dim)
+        return qkv.permute(3, 0, 4, 1, 2, 5).unbind(0)  # each B heads H W d
+
+    def _out(self, out, size):
+        b, _, h, w, _ = out.shape
+        out = self.proj(out.permute(0, 2, 3, 1, 4).reshape(b, h, w, self.dim))
+        out = self.proj_drop(out)[:, :size[0], :size[1]]
+        return out.permute(0, 3, 1, 2)
+
+
+@MODELS.register_module()
+class ShiftedWindowAttention(_WindowMixerBase):
+    """(Shifted) window multi-head attention on a ``(B, C, H, W)`` map.
+
+    Parameter names (``qkv``, ``proj``, ``relative_position_bias_table``) are Swin's / timm's.
+
+    Args:
+        dim, num_heads: channels and heads.
+        window_size: window side(s).
+        shift_size: cyclic shift (Swin: ``window_size // 2`` in every other block; 0 = W-MSA).
+        rel_pos_bias: learn Swin's ``((2wh-1)(2ww-1), heads)`` bias table (False for DaViT).
+        mask_padding: False (Swin, DaViT, L2ViT): the input is zero-padded to window multiples
+            *before* the projections and padded tokens are attended like any other; True: padded
+            keys are masked out.
+        qkv_bias, proj_drop.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size=7, shift_size=0,
+                 rel_pos_bias: bool = True, mask_padding: bool = False, qkv_bias: bool = True,
+                 proj_drop: float = 0.0):
+        super().__init__(dim, num_heads, qkv_bias, proj_drop)
+        self.window_size = to_pair(window_size, 'window_size')
+        self.shift_size = to_pair(shift_size, 'shift_size')
+        self.mask_padding = mask_padding
+        if rel_pos_bias:
+            wh, ww = self.window_size
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads))
+            trunc_normal_(self.relative_position_bias_table, std=0.02)
+        else:
+            self.register_parameter('relative_position_bias_table', None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2:]
+        x = x.permute(0, 2, 3, 1)
+        if not self.mask_padding:
+            x, _ = pad_to_multiple(x, self.window_size, dims=(1, 2))
+        q, k, v = self._qkv(x)
+        out = window_attention_2d(q, k, v, self.window_size, self.shift_size,
+                                  self.relative_position_bias_table)
+        return self._out(out, (h, w))
+
+
+@MODELS.register_module()
+class ModifiedShiftedWindowAttention(_WindowMixerBase):
+    """HiDiffusion's MSW-MSA on a ``(B, C, H, W)`` map: ``num_windows x num_windows`` large
+    windows (``ceil(H / n) x ceil(W / n)``; the paper uses 2), cyclically shifted by
+    ``step * (window // 4)`` with ``step`` drawn uniformly from {0, 1, 2, 3} at every call (the
+    official code draws it per call, i.e. per denoising step), no shifted-window mask: windows wrap
+    around. ``forward(x, step=k)`` fixes the step.
+
+    Maps that do not split evenly are zero-padded and padded keys masked (the official code
+    resizes the map bicubically instead). Parameter names ``qkv``, ``proj``.
+    """
+
+    def __init__(self, dim: int, num_heads: int, num_windows: int = 2, qkv_bias: bool = True,
+                 proj_drop: float = 0.0):
+        super().__init__(dim, num_heads, qkv_bias, proj_drop)
+        self.num_windows = num_windows
+
+    def forward(self, x: torch.Tensor, step: Optional[int] = None) -> torch.Tensor:
+        h, w = x.shape[2:]
+        window = (math.ceil(h / self.num_windows), math.ceil(w / self.num_windows))
+        if step is None:
+            step = int(torch.randint(0, 4, ()))
+        q, k, v = self._qkv(x.permute(0, 2, 3, 1))
+        out = window_attention_2d(q, k, v, window, msw_msa_shift(window, step),
+                                  shifted_mask=False)
+        return self._out(out, (h, w))
