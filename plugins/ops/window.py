@@ -119,14 +119,15 @@ def window_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, windo
         raise ValueError(f'rpb_table must be ((2wh-1)*(2ww-1), heads) = '
                          f'{((2 * window[0] - 1) * (2 * window[1] - 1), nh)}, '
                          f'got {tuple(rpb_table.shape)}')
-    q, _ = pad_to_multiple(q, window, dims=(2, 3))
-    k, _ = pad_to_multiple(k, window, dims=(2, 3))
-    v, _ = pad_to_multiple(v, window, dims=(2, 3))
-    hp, wp = q.shape[2:4]
-    if sh or sw:
-        q, k, v = (torch.roll(t, shifts=(-sh, -sw), dims=(2, 3)) for t in (q, k, v))
-    qw, kw, vw = (window_partition(t, window) for t in (q, k, v))  # B heads nW N d
-    nw = qw.shape[2]
+    hp, wp = h + (-h) % window[0], w + (-w) % window[1]
+    nw = (hp // window[0]) * (wp // window[1])
+    # padding, cyclic shift and partition in one row gather per tensor:
+    # (B*heads*H*W, d) -> (B*heads*nW*N, d); padded slots read token 0 (masked as keys, dropped)
+    part, inverse = _partition_index((h, w), window, (sh, sw))
+    base = torch.arange(b * nh, device=q.device)[:, None]
+    pidx = (base * (h * w) + part.to(q.device)).view(-1)
+    qw, kw, vw = (t.reshape(b * nh * h * w, t.shape[-1]).index_select(0, pidx)
+                  .view(b, nh * nw, n, t.shape[-1]) for t in (q, k, v))
     mask = _window_mask((hp, wp), (h, w), window, (sh, sw), shifted_mask)
     bias = None
     if rpb_table is not None:
@@ -135,18 +136,32 @@ def window_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, windo
         bias = bias[:, None].to(q.dtype)  # heads 1 N N
         if mask is not None:
             bias = bias + mask.to(q.device, q.dtype)
-        bias = bias.expand(nh, nw, n, n)
     elif mask is not None:
         bias = mask.to(q.device, q.dtype)[None]  # 1 nW N N
     if bias is not None:
-        bias = bias.expand(nh, nw, n, n).reshape(nh * nw, n, n)
-    out = F.scaled_dot_product_attention(
-        qw.reshape(b, nh * nw, n, -1), kw.reshape(b, nh * nw, n, -1),
-        vw.reshape(b, nh * nw, n, -1), attn_mask=bias, scale=scale)
-    out = window_merge(out.view(b, nh, nw, n, -1), window, (hp, wp))
-    if sh or sw:
-        out = torch.roll(out, shifts=(sh, sw), dims=(2, 3))
-    return out[:, :, :h, :w]
+        bias = bias.expand(nh, nw, n, n).reshape(1, nh * nw, n, n)
+    out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=bias, scale=scale)
+    oidx = (base * (nw * n) + inverse.to(q.device)).view(-1)
+    return out.reshape(b * nh * nw * n, -1).index_select(0, oidx).view(b, nh, h, w, -1)
+
+
+@functools.lru_cache(maxsize=16)
+def _partition_index(size: Tuple[int, int], window: Tuple[int, int], shift: Tuple[int, int]):
+    """Token index of every window slot (padded, rolled by ``-shift``, partitioned), and the slot
+    of every token (the inverse)."""
+    h, w = size
+    wh, ww = window
+    hp, wp = h + (-h) % wh, w + (-w) % ww
+    ys = (torch.arange(hp) + shift[0]) % hp  # rolled frame row -> original padded row
+    xs = (torch.arange(wp) + shift[1]) % wp
+    inside = (ys[:, None] < h) & (xs[None, :] < w)
+    tok = torch.where(inside, ys[:, None] * w + xs[None, :], 0)  # hp wp
+    tok = tok.view(hp // wh, wh, wp // ww, ww).permute(0, 2, 1, 3).reshape(-1)
+    inside = inside.view(hp // wh, wh, wp // ww, ww).permute(0, 2, 1, 3).reshape(-1)
+    inverse = torch.empty(h * w, dtype=torch.long)
+    slots = torch.arange(tok.numel())
+    inverse[tok[inside]] = slots[inside]
+    return tok, inverse
 
 
 @functools.lru_cache(maxsize=16)
