@@ -53,6 +53,7 @@ def setup_distributed(cfg: Config) -> None:
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     wrapper.setdefault('broadcast_buffers', False)
+    wrapper['device_ids'] = None  # CPU modules: DDP takes no device ids
     cfg.model_wrapper_cfg = wrapper
     # SyncBN needs CUDA: plain BN per process on CPU
     cfg.model = _replace_norm(cfg.model, 'SyncBN', 'BN')
