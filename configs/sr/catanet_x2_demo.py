@@ -9,7 +9,7 @@ model = dict(
 optim_wrapper = dict(type='OptimWrapper',
                      optimizer=dict(type='Adam', lr=1e-3, betas=(0.9, 0.99), weight_decay=0),
                      clip_grad=dict(max_norm=1.0))
-max_iters = 300
+max_iters = 250
 param_scheduler = [
     dict(type='LinearLR', by_epoch=False, start_factor=0.1, begin=0, end=20),
     dict(type='CosineAnnealingLR', by_epoch=False, T_max=max_iters - 20, begin=20,

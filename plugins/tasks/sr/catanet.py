@@ -27,6 +27,15 @@ from plugins.registry import MODELS
 from .net_base import SRNetwork
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d)) v`` over the last two dims (what SDPA computes, without its
+    CPU math path's masked-row checks, which cost a third of CATANet's training step on CPU)."""
+    if q.is_cuda:
+        return F.scaled_dot_product_attention(q, k, v)
+    attn = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    return attn.softmax(-1) @ v
+
+
 class ConvFFN(nn.Module):
     """``fc1 -> GELU -> (+ GELU(dwconv5x5)) -> fc2`` on tokens (B, N, C) of an (H, W) map."""
 
@@ -106,10 +115,10 @@ class IntraGroupAttention(nn.Module):
         k = torch.cat([k[:, :-1], k[:, 1:]], 2)
         v = torch.cat([v[:, :-1], v[:, 1:]], 2)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)  # b g h s d
-        out = F.scaled_dot_product_attention(q, k, v)  # intra-group (IASA)
+        out = attention(q, k, v)  # intra-group (IASA)
         kc = k_centers.expand(b, ng, -1, -1, -1)  # h m d -> b g h m d
         vc = v_centers.expand(b, ng, -1, -1, -1)
-        out = out + F.scaled_dot_product_attention(q, kc, vc)  # to the centres (IRCA)
+        out = out + attention(q, kc, vc)  # to the centres (IRCA)
         out = out.transpose(2, 3).reshape(b, ng * gs, c)[:, :n]
         out = torch.empty_like(out).scatter_(1, gather.expand(-1, -1, c), out)  # unsort
         return self.proj(out)
@@ -216,7 +225,7 @@ class LocalRegionAttention(nn.Module):
         def heads(t):  # b n (h d) -> b h n d
             return t.reshape(t.shape[0], t.shape[1], self.num_heads, -1).transpose(1, 2)
         q, k, v = heads(self.to_q(x)), heads(self.to_k(x)), heads(self.to_v(x))
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(x.shape))
 
     def forward(self, x: torch.Tensor, patch_size: int) -> torch.Tensor:

@@ -107,14 +107,35 @@ class DIV2KDataset(SRFolderDataset):
 
 @DATASETS.register_module()
 class SRBenchmarkDataset(SRFolderDataset):
-    """A benchmark set ``<data_root>/HR`` + ``<data_root>/LR_bicubic/X{scale}``.
+    """Benchmark sets ``<set>/HR`` + ``<set>/LR_bicubic/X{scale}``, one or several.
 
-    When the LR folder is absent the LR images are made from HR on the fly (same bicubic).
+    Args:
+        data_root: the set's folder, or with ``sets`` the folder that holds the sets.
+        sets: e.g. ``['Set5', 'Set14', 'Urban100']``: one data set whose samples carry their
+            set's name, so that the metrics report each set and the mean.
+
+    When a set has no LR folder, its LR images are made from HR on the fly (same bicubic).
     """
+    LQ_FOLDER = 'LR_bicubic/X{scale}'
 
-    def __init__(self, scale: int, data_root: str = '', **kwargs):
-        lq_default = 'LR_bicubic/X{scale}'
-        if 'lq_folder' not in kwargs:
-            exists = osp.isdir(osp.join(data_root, lq_default.format(scale=scale)))
-            kwargs['lq_folder'] = lq_default if exists else None
+    def __init__(self, scale: int, data_root: str = '', sets: Optional[Sequence[str]] = None,
+                 **kwargs):
+        self.sets = list(sets) if sets else None
+        self._explicit_lq = 'lq_folder' in kwargs
         super().__init__(scale, data_root=data_root, **kwargs)
+
+    def _load_one(self, root: str, name: str) -> List[dict]:
+        self.data_root, self.dataset_name = root, name
+        if not self._explicit_lq:
+            exists = osp.isdir(osp.join(root, self.LQ_FOLDER.format(scale=self.scale)))
+            self.lq_folder = self.LQ_FOLDER if exists else None
+        return super().load_data_list()
+
+    def load_data_list(self) -> List[dict]:
+        if not self.sets:
+            return self._load_one(self.data_root, self.dataset_name)
+        parent, data_list = self.data_root, []
+        for name in self.sets:
+            data_list += self._load_one(osp.join(parent, name), name)
+        self.data_root = parent
+        return data_list

@@ -21,6 +21,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 
 from plugins.registry import METRICS
+from .imresize import imresize
 
 #: BT.601 luma weights of MATLAB's rgb2ycbcr for RGB in [0, 1], giving Y in [16, 235]
 Y_WEIGHTS_RGB = np.array([65.481, 128.553, 24.966])
@@ -99,32 +100,45 @@ class _SRImageMetric(BaseMetric):
     def __init__(self,
                  crop_border: Optional[int] = None,
                  test_y_channel: bool = True,
+                 with_bicubic: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.crop_border = crop_border
         self.test_y_channel = test_y_channel
+        self.with_bicubic = with_bicubic
 
     def compute_one(self, pred: np.ndarray, gt: np.ndarray, crop_border: int) -> float:
         raise NotImplementedError
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        for sample in data_samples:
+        lqs = (data_batch or {}).get('inputs', [None] * len(data_samples))
+        for sample, lq in zip(data_samples, lqs):
             pred, gt = _hwc_uint8(sample['pred_img']), _hwc_uint8(sample['gt_img'])
             crop = self.crop_border
+            scale = int(sample.get('scale', 0))
             if crop is None:  # the literature's convention: crop as many pixels as the scale
-                crop = int(sample.get('scale', 0))
-            self.results.append((sample.get('dataset_name', ''), self.compute_one(pred, gt, crop)))
+                crop = scale
+            value = self.compute_one(pred, gt, crop)
+            baseline = float('nan')
+            if self.with_bicubic and lq is not None:
+                up = imresize(_hwc_uint8(lq), scale)[:gt.shape[0], :gt.shape[1]]
+                baseline = self.compute_one(up, gt, crop)
+            self.results.append((sample.get('dataset_name', ''), value, baseline))
 
     def compute_metrics(self, results: List[tuple]) -> dict:
         """Mean over all images (``PSNR``) and, with several data sets, over each
-        (``Set5/PSNR``, ``Set14/PSNR``, ...)."""
-        metrics = {self.metric_name: float(np.mean([v for _, v in results]))}
-        names = sorted({n for n, _ in results})
+        (``Set5/PSNR``, ``Set14/PSNR``, ...); with ``with_bicubic`` also the same metric of
+        MATLAB-bicubic upsampling of the LR inputs (``PSNR_bicubic``), the baseline of the
+        papers' tables."""
+        metrics = {self.metric_name: float(np.mean([r[1] for r in results]))}
+        if self.with_bicubic:
+            metrics[f'{self.metric_name}_bicubic'] = float(np.mean([r[2] for r in results]))
+        names = sorted({r[0] for r in results})
         if len(names) > 1:
             for name in names:
                 metrics[f'{name}/{self.metric_name}'] = float(
-                    np.mean([v for n, v in results if n == name]))
+                    np.mean([r[1] for r in results if r[0] == name]))
         return metrics
 
 
@@ -145,6 +159,7 @@ class SRPSNR(_SRImageMetric):
     Args:
         crop_border: pixels removed on each side; ``None`` takes the sample's ``scale``.
         test_y_channel: compute on BT.601 Y in [16, 235] (the literature) or on RGB.
+        with_bicubic: also report ``PSNR_bicubic``, MATLAB-bicubic upsampling of the LR input.
     """
     default_prefix = 'sr'
     metric_name = 'PSNR'

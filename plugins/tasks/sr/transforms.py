@@ -70,31 +70,38 @@ class SRBicubicDegradation(BaseTransform):
 
 @TRANSFORMS.register_module()
 class SRPairedRandomCrop(BaseTransform):
-    """Random ``gt_patch_size`` HR patch and the matching ``gt_patch_size / scale`` LR patch.
+    """Random ``lq_patch_size`` LR patch and the matching ``scale x`` larger HR patch.
 
+    Give the LR size (``lq_patch_size``: the same for every scale, as both papers train: 64 for
+    CATANet, 48 for DLGSANet) or the HR size (``gt_patch_size``, BasicSR's ``gt_size``).
     When no LR image exists yet, the HR patch is cropped first and degraded by bicubic
     (cheaper than degrading the whole image at every iteration).
     """
 
-    def __init__(self, gt_patch_size: int, scale: Optional[int] = None) -> None:
+    def __init__(self, lq_patch_size: Optional[int] = None, gt_patch_size: Optional[int] = None,
+                 scale: Optional[int] = None) -> None:
+        if (lq_patch_size is None) == (gt_patch_size is None):
+            raise ValueError('give exactly one of lq_patch_size and gt_patch_size')
+        self.lq_patch_size = lq_patch_size
         self.gt_patch_size = gt_patch_size
         self.scale = scale
 
     def transform(self, results: dict) -> dict:
         scale = int(self.scale or results['scale'])
-        if self.gt_patch_size % scale:
+        if self.gt_patch_size is not None and self.gt_patch_size % scale:
             raise ValueError(f'gt_patch_size {self.gt_patch_size} is not a multiple of the '
                              f'scale {scale}')
-        lq_size = self.gt_patch_size // scale
+        lq_size = self.lq_patch_size or self.gt_patch_size // scale
+        gt_size = lq_size * scale
         gt, lq = results['gt'], results.get('lq')
         if lq is None:
             h, w = gt.shape[:2]
-            if h < self.gt_patch_size or w < self.gt_patch_size:
+            if h < gt_size or w < gt_size:
                 raise ValueError(f'HR image {h}x{w} is smaller than the patch '
-                                 f'{self.gt_patch_size} ({results.get("gt_path")})')
-            top = random.randint(0, (h - self.gt_patch_size) // scale) * scale
-            left = random.randint(0, (w - self.gt_patch_size) // scale) * scale
-            results['gt'] = gt[top:top + self.gt_patch_size, left:left + self.gt_patch_size]
+                                 f'{gt_size} ({results.get("gt_path")})')
+            top = random.randint(0, (h - gt_size) // scale) * scale
+            left = random.randint(0, (w - gt_size) // scale) * scale
+            results['gt'] = gt[top:top + gt_size, left:left + gt_size]
             results['lq'] = bicubic_degrade(results['gt'], scale)
             return results
         h, w = lq.shape[:2]
