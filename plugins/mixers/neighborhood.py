@@ -8,7 +8,6 @@ head. Cost: ``O(H W k^2 C)`` time, ``O(H W k^2 heads)`` memory.
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.init import trunc_normal_
 
 from ..ops.neighborhood import neighborhood_attention_2d

@@ -11,7 +11,6 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.init import trunc_normal_
 
 from ..ops.utils import pad_to_multiple, to_pair

@@ -11,7 +11,7 @@ the paper and in timm's ``HaloAttn``, the reference implementation), so they tak
 Cost: ``O(H W (b + 2h)^2 d)`` time and ``O(H W (b + 2h)^2)`` logits per head.
 """
 import functools
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -19,11 +19,9 @@ with one ``index_select`` each from index tables built once per shape. Memory is
 ``O(tokens x (Th+k-1)(Tw+k-1) / (Th Tw))`` per head, i.e. ``O(tokens x k^2)``; never ``tokens^2``.
 """
 import functools
-import math
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 
 from .utils import to_pair
 

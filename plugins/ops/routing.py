@@ -11,7 +11,7 @@ Cost: routing ``O(S^4 d)``; attention ``O(H W topk (H W / S^2) d)``. The routed 
 gathered once, as whole regions (one row copy per routed region: ``topk x`` the key/value memory),
 never through an ``S^2 x S^2`` expansion.
 """
-from typing import Optional, Tuple
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from .utils import pad_to_multiple, relative_position_index, to_pair
+from .utils import relative_position_index, to_pair
 
 IntPair = Union[int, Sequence[int]]
 
@@ -25,7 +25,7 @@ __all__ = ['window_attention_2d', 'window_partition', 'window_merge', 'msw_msa_s
 
 
 def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
-    """``(B, heads, H, W, d) -> (B, heads, nWh * nWw, wh * ww, d)``; H, W multiples of the window."""
+    """``(B, heads, H, W, d) -> (B, heads, nWh * nWw, wh * ww, d)``; H, W window multiples."""
     b, nh, h, w, d = x.shape
     wh, ww = window
     x = x.view(b, nh, h // wh, wh, w // ww, ww, d).permute(0, 1, 2, 4, 3, 5, 6)
@@ -33,7 +33,7 @@ def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
 
 
 def window_merge(x: torch.Tensor, window: Tuple[int, int], size: Tuple[int, int]) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: ``(B, heads, nW, wh * ww, d) -> (B, heads, H, W, d)``."""
+    """Inverse of :func:`window_partition`: ``(B, heads, nW, N, d) -> (B, heads, H, W, d)``."""
     b, nh, _, _, d = x.shape
     wh, ww = window
     h, w = size
@@ -114,10 +114,9 @@ def window_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, windo
     if not (0 <= sh < window[0] and 0 <= sw < window[1]):
         raise ValueError(f'shift {(sh, sw)} must lie in [0, window_size) = [0, {window})')
     n = window[0] * window[1]
-    if rpb_table is not None and tuple(rpb_table.shape) != ((2 * window[0] - 1) * (2 * window[1] - 1),
-                                                            nh):
-        raise ValueError(f'rpb_table must be ((2wh-1)*(2ww-1), heads) = '
-                         f'{((2 * window[0] - 1) * (2 * window[1] - 1), nh)}, '
+    table_shape = ((2 * window[0] - 1) * (2 * window[1] - 1), nh)
+    if rpb_table is not None and tuple(rpb_table.shape) != table_shape:
+        raise ValueError(f'rpb_table must be ((2wh-1)*(2ww-1), heads) = {table_shape}, '
                          f'got {tuple(rpb_table.shape)}')
     hp, wp = h + (-h) % window[0], w + (-w) % window[1]
     nw = (hp // window[0]) * (wp // window[1])

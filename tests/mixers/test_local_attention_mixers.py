@@ -65,7 +65,8 @@ def swin_dense_reference(m, x):
     t = F.pad(x.permute(0, 2, 3, 1), (0, 0, 0, (-w) % ww, 0, (-h) % wh))
     hp, wp = t.shape[1:3]
     q, k, v = m.qkv(t).view(b, hp * wp, 3, m.num_heads, -1).permute(2, 0, 3, 1, 4)
-    ys, xs = [u.flatten() for u in torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing='ij')]
+    grid = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing='ij')
+    ys, xs = [u.flatten() for u in grid]
     ry, rx = (ys - sh) % hp, (xs - sw) % wp
     mask = ((ry[:, None] // wh) == (ry[None] // wh)) & ((rx[:, None] // ww) == (rx[None] // ww))
     if sh or sw:

@@ -81,9 +81,10 @@ def halo_reference(q, k, v, block, halo, rel_h, rel_w, scale_pos_embed=False):
     hp, wp = -(-h // block) * block, -(-w // block) * block
     q = F.pad(q, (0, 0, 0, wp - w, 0, hp - h))
     k, v = (F.pad(t, (0, 0, halo, halo + wp - w, halo, halo + hp - h)) for t in (k, v))
-    qy, qx = [t.flatten() for t in torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing='ij')]
-    ky, kx = [t.flatten() - halo for t in torch.meshgrid(torch.arange(hp + 2 * halo),
-                                                         torch.arange(wp + 2 * halo), indexing='ij')]
+    grid = torch.meshgrid(torch.arange(hp), torch.arange(wp), indexing='ij')
+    qy, qx = [t.flatten() for t in grid]
+    grid = torch.meshgrid(torch.arange(hp + 2 * halo), torch.arange(wp + 2 * halo), indexing='ij')
+    ky, kx = [t.flatten() - halo for t in grid]
     def inside(qc, kc):
         start = (qc // block) * block - halo
         return (kc[None] >= start[:, None]) & (kc[None] < start[:, None] + win)
