@@ -74,7 +74,8 @@ class FactorizationAttention(nn.Module):
             (FaViT-B0..B3: 8, 4, 2, 1 per stage).
         window_size: k of the local groups (7).
         qkv_bias: bias of the q / kv projections (True in the FaViT models).
-        mul: channel ratio of the groups; default ``[2, 7, 7]`` for ``sr_ratio > 1``, else ``[1, 7]``.
+        mul: channel ratio of the groups; default ``[2, 7, 7]`` for ``sr_ratio > 1``, else
+            ``[1, 7]``.
     """
 
     def __init__(self, dim: int, num_heads: int = 1, sr_ratio: int = 8, window_size: int = 7,

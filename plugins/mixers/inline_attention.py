@@ -74,7 +74,8 @@ class InLineAttention(nn.Module):
         q, k, v = (t.view(B, N, h, d).transpose(1, 2) for t in (q, k, v))   # B h N d
         out = injective_linear_attention(q, k, v, self.scale)              # B h N d
         v_map = v.transpose(-2, -1).reshape(B, C, H, W)
-        out = out.transpose(-2, -1).reshape(B, C, H, W) + dynamic_depthwise_conv2d(v_map, res_weight)
+        out = out.transpose(-2, -1).reshape(B, C, H, W)
+        out = out + dynamic_depthwise_conv2d(v_map, res_weight)
         out = self.proj(out.flatten(2).transpose(1, 2))
         return out.transpose(1, 2).reshape(B, C, H, W)
 

@@ -34,7 +34,7 @@ def injective_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
 
 def relu_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           temperature: torch.Tensor, denom_min: float = 100.0) -> torch.Tensor:
-    """L2ViT attention: ``out_n = t * sum_m (phi(q_n).phi(k_m)) v_m / max(phi(q_n).sum_m phi(k_m), c)``.
+    """L2ViT attention, ``out_n = t sum_m (phi(q_n).phi(k_m)) v_m / max(phi(q_n).sum_m phi(k_m), c)``.
 
     ``phi = ReLU``, ``t`` the per-head temperature (heads, 1, 1), ``c = denom_min`` (100 in
     L2ViT: the clamp that keeps training stable). Computed keys-first: ``phi(Q) (phi(K)^T V)``.
