@@ -43,4 +43,4 @@ test-fast: install
 
 demo: install
 	$(PY) tools/make_demo_data.py --out data/demo
-	bash tools/run_demo.sh $(PY)
+	$(PY) tools/demo.py det seg

@@ -6,6 +6,7 @@ Usage::
     bash tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [args]
 """
 import argparse
+import json
 import os.path as osp
 import sys
 
@@ -23,6 +24,7 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the evaluation log goes')
     parser.add_argument('--out', help='dump the raw predictions to this pickle file')
+    parser.add_argument('--metrics-out', help='also write the metrics to this JSON file')
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
     parser.add_argument('--show-dir', help='save images (or PLY / PNG files) with predictions')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds between --show images')
@@ -76,7 +78,11 @@ def main(argv=None):
         add_dump(cfg, args.out)
     setup_distributed(cfg)
     runner = build_runner(cfg)
-    runner.test()
+    metrics = runner.test()
+    if args.metrics_out and runner.rank == 0:
+        with open(args.metrics_out, 'w') as f:
+            json.dump({k: float(v) if isinstance(v, (int, float)) else str(v)
+                       for k, v in metrics.items()}, f, indent=1)
 
 
 if __name__ == '__main__':

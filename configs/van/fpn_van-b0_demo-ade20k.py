@@ -1,5 +1,7 @@
-# Demo twin of fpn_van-b0_8xb4-40k_ade20k-512x512.py: the same model (BN instead of SyncBN on one
-# CPU process), from scratch, on the generated ADE20K-layout set; `make demo` runs it.
+# Demo twin of fpn_van-b0_8xb4-40k_ade20k-512x512.py: the same backbone and Semantic FPN, trained
+# from scratch on the generated ADE20K-layout set; `make demo` runs it. BN instead of SyncBN (one
+# CPU process), and for the 2-core CPU budget the FPN and head are slimmed (128/64 channels
+# instead of 256/128).
 _base_ = [
     '../_base_/models/fpn_van-b0.py',
     '../_base_/datasets/demo_ade20k.py',
@@ -10,4 +12,6 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=(128, 128)),
     backbone=dict(norm_cfg=norm_cfg),
-    decode_head=dict(num_classes=6, norm_cfg=norm_cfg))
+    neck=dict(out_channels=128),
+    decode_head=dict(in_channels=[128, 128, 128, 128], channels=64, num_classes=6,
+                     norm_cfg=norm_cfg))

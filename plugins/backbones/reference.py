@@ -16,4 +16,15 @@ def load_reference() -> dict:
 def reference_numbers(architecture: str, preset: str) -> dict:
     """The reference entry of one preset, e.g. ``reference_numbers('VAN', 'b0')['params_m']``."""
     entry = load_reference()[architecture]
-    return dict(entry['presets'][preset], source=entry['source'], convention=entry['convention'])
+    return dict(entry['presets'][preset], source=entry['source'], convention=entry['convention'],
+                with_imagenet_head=entry.get('with_imagenet_head', False))
+
+
+def count_params_like_the_source(backbone, architecture: str, preset: str) -> float:
+    """Millions of parameters of ``backbone``, counted by the convention of its reference entry
+    (adding the 1000-class linear classifier on the last stage where the source counts it)."""
+    count = sum(p.numel() for p in backbone.parameters())
+    if reference_numbers(architecture, preset)['with_imagenet_head']:
+        last = backbone.stage_channels[-1]
+        count += last * 1000 + 1000
+    return count / 1e6

@@ -1,6 +1,6 @@
 # Demo schedule for segmentors trained from scratch on the generated ADE20K-layout set (2-core
 # CPU): AdamW, linear warm-up then poly decay, evaluation at the end only.
-max_iters = 1500
+max_iters = 1000
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
