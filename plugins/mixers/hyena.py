@@ -1,5 +1,5 @@
 """Hyena N-D token mixer, 2-D: "Multi-Dimensional Hyena for Spatial Inductive Bias" (Zimerman &
-Wolf, AISTATS 2024, arXiv 2309.13600).
+Wolf, AISTATS 2024).
 
 The Hyena recurrence (Hyena, Poli et al. 2023, Def. 3.1) with 2-D long convolutions: the input
 is projected to ``order + 1`` maps and sharpened by a 3x3 depth-wise conv; then
@@ -238,7 +238,7 @@ class HyenaMixer2d(nn.Module):
             flip = self.directional_mode == 'seq' and o == 0
             if flip:
                 v = v.flip(-1, -2)
-            conv = fft_causal_conv2d(v, k[o], scale, kernel_spectrum(k[o], H, W))
+            conv = fft_causal_conv2d(v, k[o], k_spectrum=kernel_spectrum(k[o], H, W, scale))
             v = conv + v * bias[o].view(C, 1, 1).to(v.dtype)
             if flip:
                 v = v.flip(-1, -2)

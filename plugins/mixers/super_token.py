@@ -25,24 +25,18 @@ import torch.nn.functional as F
 
 from ..registry import MODELS
 
-_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]   # STViT's unfold order
-
-
 def gather_3x3(s: torch.Tensor) -> torch.Tensor:
-    """(B, C, hh, ww) -> (B, C, 9, hh, ww): the 3x3 neighbours of each cell (zeros outside)."""
-    hh, ww = s.shape[-2:]
-    p = F.pad(s, (1, 1, 1, 1))
-    return torch.stack([p[..., 1 + dy:1 + dy + hh, 1 + dx:1 + dx + ww] for dy, dx in _OFFSETS], 2)
+    """(B, C, hh, ww) -> (B, C, 9, hh * ww): the 3x3 neighbours of each cell, zeros outside
+    (row-major offsets, STViT's unfold order)."""
+    B, C = s.shape[:2]
+    return F.unfold(s, 3, padding=1).view(B, C, 9, -1)
 
 
-def scatter_3x3(t: torch.Tensor) -> torch.Tensor:
-    """(..., 9, hh, ww) -> (..., hh, ww): the adjoint of :func:`gather_3x3` (STViT's fold):
+def scatter_3x3(t: torch.Tensor, hh: int, ww: int) -> torch.Tensor:
+    """(B, C, 9, hh * ww) -> (B, C, hh, ww): the adjoint of :func:`gather_3x3` (STViT's fold):
     entry j of cell (y, x) is added to the cell (y + dy_j, x + dx_j), when that cell exists."""
-    hh, ww = t.shape[-2:]
-    out = t.new_zeros(*t.shape[:-3], hh + 2, ww + 2)
-    for j, (dy, dx) in enumerate(_OFFSETS):
-        out[..., 1 + dy:1 + dy + hh, 1 + dx:1 + dx + ww] += t[..., j, :, :]
-    return out[..., 1:-1, 1:-1]
+    B, C = t.shape[:2]
+    return F.fold(t.reshape(B, C * 9, -1), (hh, ww), 3, padding=1)
 
 
 class SuperTokenMHSA(nn.Module):
@@ -98,17 +92,15 @@ class SuperTokenAttention(nn.Module):
 
         pixels: (B, M, h*w, C); stokens: (B, C, hh, ww). Returns (B, M, h*w, 9).
         """
-        B, C, hh, ww = stokens.shape
-        neigh = gather_3x3(stokens).flatten(3).permute(0, 3, 1, 2)          # B M C 9
+        neigh = gather_3x3(stokens).permute(0, 3, 1, 2)                    # B M C 9
         return (pixels @ neigh * self.scale).softmax(dim=-1)
 
     def pool(self, pixels: torch.Tensor, assoc: torch.Tensor, hh: int, ww: int,
              assoc_sum: torch.Tensor) -> torch.Tensor:
         """Super tokens as association-weighted means of their pixels: (B, C, hh, ww)."""
         B, M, _, C = pixels.shape
-        contrib = pixels.transpose(-1, -2) @ assoc                         # B M C 9
-        contrib = contrib.permute(0, 2, 3, 1).reshape(B, C, 9, hh, ww)
-        return scatter_3x3(contrib) / (assoc_sum + 1e-12)
+        contrib = (pixels.transpose(-1, -2) @ assoc).permute(0, 2, 3, 1)   # B C 9 M
+        return scatter_3x3(contrib, hh, ww) / (assoc_sum + 1e-12)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = self.stoken_size
@@ -126,13 +118,12 @@ class SuperTokenAttention(nn.Module):
             stokens = F.adaptive_avg_pool2d(x, (hh, ww))
             for it in range(self.n_iter):
                 assoc = self.association(pixels, stokens)                  # B M hw 9
-                assoc_sum = scatter_3x3(assoc.sum(2).transpose(1, 2).reshape(B, 9, hh, ww))
-                assoc_sum = assoc_sum.unsqueeze(1)                         # B 1 hh ww
+                assoc_sum = scatter_3x3(assoc.sum(2).transpose(1, 2).unsqueeze(1), hh, ww)
                 if it < self.n_iter - 1:
                     stokens = self.pool(pixels, assoc, hh, ww, assoc_sum)
         stokens = self.pool(pixels, assoc, hh, ww, assoc_sum)              # with gradient
         stokens = self.stoken_refine(stokens)
-        neigh = gather_3x3(stokens).flatten(3).permute(0, 3, 1, 2)          # B M C 9
+        neigh = gather_3x3(stokens).permute(0, 3, 1, 2)                    # B M C 9
         out = neigh @ assoc.transpose(-1, -2)                              # B M C hw
         # b (hh ww) c (h w) -> b c (hh h) (ww w)
         out = out.view(B, hh, ww, C, h, w).permute(0, 3, 1, 4, 2, 5).reshape(B, C, H, W)

@@ -5,8 +5,9 @@ import torch
 from plugins.ops.fft_conv import direct_causal_conv2d, fast_fft_size, fft_causal_conv2d
 
 
-def test_fast_fft_size_is_smallest_2_3_5_smooth_size():
-    assert [fast_fft_size(n) for n in (1, 7, 11, 13, 25, 41, 97)] == [1, 8, 12, 15, 25, 45, 100]
+def test_fast_fft_size_is_smallest_even_7_smooth_size():
+    assert [fast_fft_size(n) for n in (1, 7, 11, 13, 25, 41, 97, 111, 303)] == \
+        [1, 8, 12, 14, 28, 42, 98, 112, 320]
 
 
 @pytest.mark.parametrize('size', [(13, 21), (1, 1), (1, 9), (16, 16)])
