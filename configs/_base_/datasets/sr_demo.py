@@ -4,7 +4,7 @@
 data_root = 'data/demo/sr'
 train_pipeline = [
     dict(type='LoadSRPair'),
-    dict(type='SRPairedRandomCrop', lq_patch_size=24),
+    dict(type='SRPairedRandomCrop', lq_patch_size=16),
     dict(type='SRRandomFlip', hflip_prob=0.5, vflip_prob=0.5),
     dict(type='SRRandomTranspose', prob=0.5),
     dict(type='PackSRInputs'),
