@@ -14,7 +14,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # every install honours the pins (numpy 1.26, opencv 4.10) so nothing is upgraded and downgraded again
 PINNED := -c requirements/runtime.txt
 STAMP := $(VENV)/.toolkit-installed
-REQS := requirements/runtime.txt requirements/tests.txt setup.py Makefile
+REQS := requirements/runtime.txt requirements/tests.txt requirements/peers.txt setup.py Makefile
 
 .PHONY: install demo test test-fast clean-demo
 
@@ -31,6 +31,8 @@ $(STAMP): $(REQS)
 	@echo "[install] mmengine, mmdet, mmsegmentation, mmpose and friends"
 	@$(PIP) install -r requirements/runtime.txt -r requirements/tests.txt
 	@$(PIP) install --no-deps "$(MMPOSE_SPEC)"
+	@echo "[install] peers for the comparisons (timm, natten) into $(VENV)/peers, outside the main environment"
+	@$(PIP) install --no-deps --no-build-isolation --upgrade --target $(VENV)/peers -r requirements/peers.txt
 	@$(PIP) install --no-deps --no-build-isolation -e .
 	@$(PY) -c "import torch, mmcv, mmdet, mmseg, mmpose, plugins; print('[install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmseg', mmseg.__version__, '| mmpose', mmpose.__version__)"
 	@touch $(STAMP)

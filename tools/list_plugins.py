@@ -38,8 +38,6 @@ def kind_of(cls) -> str:
 def config_index():
     uses = defaultdict(list)
     for path in sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)):
-        if '_base_' in path:
-            continue
         text = open(path).read()
         for name in set(re.findall(r"type\s*=\s*'([\w.]+)'", text)):
             uses[name].append(osp.relpath(path, osp.join(ROOT, 'configs')))

@@ -8,6 +8,7 @@ Linear in tokens: O(HW * C * (25 + 49 + C)).
 import torch
 import torch.nn as nn
 
+from ..ops.depthwise_conv import dilated_depthwise_conv2d
 from ..registry import MODELS
 from .base import PluginBlock
 
@@ -40,4 +41,6 @@ class LargeKernelAttention(PluginBlock):
         self.pw_conv = nn.Conv2d(in_channels, in_channels, 1)
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.pw_conv(self.dw_dilated_conv(self.dw_conv(x)))
+        conv = self.dw_dilated_conv
+        attn = dilated_depthwise_conv2d(self.dw_conv(x), conv.weight, conv.bias, conv.dilation[0])
+        return x * self.pw_conv(attn)
