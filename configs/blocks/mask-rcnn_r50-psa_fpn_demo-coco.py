@@ -14,4 +14,4 @@ model = dict(
                       stages=(True, True, True, True),
                       position='after_conv2')]),
     roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)))
-default_hooks = dict(checkpoint=dict(interval=8), logger=dict(interval=10))
+default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=10))

@@ -7,4 +7,4 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 model = dict(roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)))
-default_hooks = dict(checkpoint=dict(interval=8), logger=dict(interval=10))
+default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=10))

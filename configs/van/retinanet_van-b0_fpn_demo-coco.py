@@ -11,4 +11,4 @@ _base_ = [
 model = dict(
     neck=dict(out_channels=128),
     bbox_head=dict(num_classes=3, in_channels=128, feat_channels=128, stacked_convs=2))
-default_hooks = dict(checkpoint=dict(interval=8), logger=dict(interval=10))
+default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=10))

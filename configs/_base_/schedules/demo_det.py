@@ -1,6 +1,6 @@
 # Demo schedule for detectors trained from scratch on the generated COCO-format set (2-core CPU):
 # AdamW with warm-up and cosine decay, evaluation at the end only.
-max_epochs = 8
+max_epochs = 6
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
