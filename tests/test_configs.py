@@ -52,7 +52,7 @@ def test_config_builds_and_runs_a_forward_pass(path):
 
 def test_every_real_dataset_config_has_a_demo_twin():
     names = [osp.basename(p) for p in CONFIGS]
-    real = [p for p in CONFIGS if 'demo' not in p and 'td-hm' not in p]
+    real = [p for p in CONFIGS if 'demo' not in p]
     for path in real:
         stem = osp.basename(path).split('_')[0:2]
         assert any('demo' in n and n.split('_')[0:2] == stem for n in names), path
