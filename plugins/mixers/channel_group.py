@@ -2,11 +2,10 @@
 ECCV 2022, arXiv 2204.03645).
 
 The channels are the tokens: each of ``num_heads`` groups of ``C_h = C / num_heads`` channels runs
-softmax attention among its channels, with the ``N = H * W`` positions as the feature dimension
-(Sec. 3.2, Eq. 3). Every output channel is a mixture over all positions of the map, so the mixer
-is global, yet its cost is linear in tokens: ``O(N * C * C_h)`` time, ``O(heads * C_h^2)`` for the
-attention maps. No size constraint, no padding.
-"""
+softmax attention among its channels, with the ``N = H * W`` positions as the feature dimension (the
+paper's channel group attention). Every output channel is a mixture over all positions of the map,
+so the mixer is global, yet its cost is linear in tokens: ``O(N * C * C_h)`` time, ``O(heads *
+C_h^2)`` for the attention maps. No size constraint, no padding."""
 import torch
 import torch.nn as nn
 
@@ -17,7 +16,7 @@ from ..registry import MODELS
 class ChannelGroupAttention(nn.Module):
     """DaViT channel group attention on a ``(B, C, H, W)`` map.
 
-    ``version=1`` (DaViT, Eq. 3 as released): ``A = softmax((K * C_h^-1/2)^T V)`` per group, a
+    ``version=1`` (DaViT as released): ``A = softmax((K * C_h^-1/2)^T V)`` per group, a
     ``C_h x C_h`` map, then ``out = (A Q^T)^T``. ``version=2`` (the variant of Florence-2's
     DaViT): ``A = softmax((Q * s)^T K)``, ``out = (A V^T)^T``, with ``s = N^-1/2`` when
     ``dynamic_scale`` (the scale follows the number of positions) else ``C_h^-1/2``.

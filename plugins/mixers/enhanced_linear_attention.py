@@ -1,11 +1,12 @@
 """Enhanced linear global attention of L2ViT: "The Linear Attention Resurrection in Vision
 Transformer" (Zheng, arXiv 2501.16182), with its local concentration module (LCM).
 
-The global branch (Sec. 3.2) is ReLU-kernel linear attention over the whole map: each head scales
-its output by a learnable temperature (initialised to ``d^-1/2``), and the normaliser
-``phi(q).sum(phi(k))`` is clamped below at 100, which the paper reports keeps training stable.
-Linear attention spreads its weights thinly; the LCM (Sec. 3.3) concentrates them again with two
-7x7 depth-wise convolutions (``conv - GELU - BN - conv``) after a LayerNorm, added residually.
+The global branch (the paper's enhanced linear global attention) is ReLU-kernel linear attention
+over the whole map: each head scales its output by a learnable temperature (initialised to
+``d^-1/2``), and the normaliser ``phi(q).sum(phi(k))`` is clamped below at 100, which the paper
+reports keeps training stable. Linear attention spreads its weights thinly; the LCM (local
+concentration module) concentrates them again with two 7x7 depth-wise convolutions (``conv - GELU -
+BN - conv``) after a LayerNorm, added residually.
 
 As a mixer: ``a = LGA(x)``, ``out = a + LCM(LN(a))``. (In L2ViT's block the LCM acts on the
 residual stream ``x + a``, which a mixer does not see; a backbone that wants the exact block
@@ -22,7 +23,7 @@ from ..registry import MODELS
 
 
 class LocalConcentrationModule(nn.Module):
-    """L2ViT's LCM: depth-wise k x k conv, GELU, BatchNorm, depth-wise k x k conv (Sec. 3.3)."""
+    """L2ViT's LCM: depth-wise k x k conv, GELU, BatchNorm, depth-wise k x k conv."""
 
     def __init__(self, dim: int, kernel_size: int = 7):
         super().__init__()

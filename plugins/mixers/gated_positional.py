@@ -1,12 +1,12 @@
 """Gated positional self-attention (GPSA) of ConViT: "ConViT: Improving Vision Transformers with
 Soft Convolutional Inductive Biases" (d'Ascoli et al., ICML 2021, arXiv 2103.10697).
 
-Each head mixes a content attention and a purely positional attention with a learned gate
-(Sec. 3, Eq. 5): ``A = (1 - sigmoid(l)) softmax(Q K^T / sqrt(d)) + sigmoid(l) softmax(v_pos^T r)``,
-where ``r_ij = (dx, dy, dx^2 + dy^2)`` is the relative position of key j seen from query i
-(Eq. 4) and each row of A is renormalised to sum 1. The locality initialisation (Sec. 3,
-"Adaptive attention span") sets ``v_pos`` so that head h looks at a fixed offset of a
-``sqrt(heads) x sqrt(heads)`` kernel, and ``W_v`` to the identity.
+Each head mixes a content attention and a purely positional attention with a learned gate (the GPSA
+equation): ``A = (1 - sigmoid(l)) softmax(Q K^T / sqrt(d)) + sigmoid(l) softmax(v_pos^T r)``, where
+``r_ij = (dx, dy, dx^2 + dy^2)`` is the relative position of key j seen from query i and each row of
+A is renormalised to sum 1. The locality initialisation (the paper's "adaptive attention span" /
+locality strength) sets ``v_pos`` so that head h looks at a fixed offset of a ``sqrt(heads) x
+sqrt(heads)`` kernel, and ``W_v`` to the identity.
 
 What differs from timm: relative positions come from the real ``H x W`` grid (timm takes
 ``sqrt(N)`` and is wrong for non-square maps). The positional logits are a sum of a function of dx

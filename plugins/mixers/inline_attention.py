@@ -1,11 +1,11 @@
 """InLine attention: "Bridging the Divide: Reconsidering Softmax and Linear Attention" (Han et al.,
 NeurIPS 2024, arXiv 2412.06590).
 
-Linear attention made injective (Sec. 4.1, Eq. 5): the normaliser subtracts each query's mean
-score instead of dividing by it, so the attention weights of a query sum to 1 without making
-different queries collapse onto the same distribution. A local residual restores the local
-modelling that linear attention lacks (Sec. 4.2): a 3x3 depth-wise convolution of V whose kernel
-is predicted per sample from the mean token by two grouped 1x1 convolutions.
+Linear attention made injective (Eq. 5, the injective normalisation): the normaliser subtracts each
+query's mean score instead of dividing by it, so the attention weights of a query sum to 1 without
+making different queries collapse onto the same distribution. A local residual restores the local
+modelling that linear attention lacks (the paper's local residual): a 3x3 depth-wise convolution of
+V whose kernel is predicted per sample from the mean token by two grouped 1x1 convolutions.
 
 Global over the ``H x W`` map, cost ``O(N d^2)`` per head (linear in tokens). The form is the one of
 InLine-PVT (which takes any H, W); the Swin variant assumes square windows.
@@ -69,7 +69,7 @@ class InLineAttention(nn.Module):
         phi = _KERNELS[self.kernel_func]
         if phi is not None:
             q, k = phi(q), phi(k)
-        # local residual kernel from the mean token: B C -> B (C 9) -> B C 3 3  (Sec. 4.2)
+        # local residual kernel from the mean token: B C -> B (C 9) -> B C 3 3
         res_weight = self.residual(tokens.mean(dim=1).unsqueeze(-1)).view(B, C, 3, 3)
         q, k, v = (t.view(B, N, h, d).transpose(1, 2) for t in (q, k, v))   # B h N d
         out = injective_linear_attention(q, k, v, self.scale)              # B h N d

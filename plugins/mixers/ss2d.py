@@ -1,6 +1,6 @@
-"""SS2D, the 2-D selective scan of VMamba ("VMamba: Visual State Space Model", Liu et al.,
-arXiv 2401.10166, Sec. 4: the cross-scan module) as used by Mamba-YOLO ("Mamba YOLO: A Simple
-Baseline for Object Detection with State Space Model", arXiv 2406.05835: its ODSSBlock).
+"""SS2D, the 2-D selective scan of VMamba ("VMamba: Visual State Space Model", Liu et al., arXiv
+2401.10166: its 2-D selective scan with the cross-scan module) as used by Mamba-YOLO ("Mamba YOLO: A
+Simple Baseline for Object Detection with State Space Model", arXiv 2406.05835: its ODSSBlock).
 
 ``x -> in_proj -> (x, z)``; ``x -> 3x3 depth-wise conv -> act``; the map is read in four orders
 (rows, columns, both reversed), each order runs its own selective scan (Mamba's S6: input-dependent
@@ -76,7 +76,7 @@ class SS2DMixer(nn.Module):
     @torch.no_grad()
     def reset_ssm_parameters(self, init: str = 'mamba', dt_min: float = 0.001,
                              dt_max: float = 0.1, dt_init_floor: float = 1e-4) -> None:
-        """Mamba's initialisation (Sec. 3.6 of Mamba, 'S4D-Real') or Mamba-YOLO's simple one."""
+        """Mamba's init (S4D-Real A, inverse-softplus dt bias) or Mamba-YOLO's simple one."""
         bound = self.d_inner ** -0.5
         nn.init.uniform_(self.x_proj_weight, -bound, bound)      # nn.Linear's default
         self.Ds.fill_(1.0)

@@ -1,13 +1,12 @@
 """Long 2-D convolutions via FFT: the operator of Hyena N-D ("Multi-Dimensional Hyena for Spatial
 Inductive Bias", Zimerman & Wolf, AISTATS 2024).
 
-A filter as large as the map, applied causally from the top-left corner,
-``y[i, j] = scale * sum_{a <= i, b <= j} k[a, b] u[i - a, j - b]``, costs ``O(N log N)`` with
-FFTs (zero-padded to at least ``2H - 1`` x ``2W - 1``, so no wrap-around reaches the kept
-``H x W`` block) instead of ``O(N^2)``. The FFT lengths are rounded up to even 7-smooth sizes
-(``2 * 2^a 3^b 5^c 7^d``), which the FFT library transforms fastest. Computed in fp32 whatever the input dtype (as Hyena's code does),
-returned in the input dtype. :func:`direct_causal_conv2d` is the ``O(N^2)`` reference.
-"""
+A filter as large as the map, applied causally from the top-left corner, ``y[i, j] = scale * sum_{a
+<= i, b <= j} k[a, b] u[i - a, j - b]``, costs ``O(N log N)`` with FFTs (zero-padded to at least
+``2H - 1`` x ``2W - 1``, so no wrap-around reaches the kept ``H x W`` block) instead of ``O(N^2)``.
+The FFT lengths are rounded up to even 7-smooth sizes (``2 * 2^a 3^b 5^c 7^d``), which the FFT
+library transforms fastest. Computed in fp32 whatever the input dtype (as Hyena's code does),
+returned in the input dtype. :func:`direct_causal_conv2d` is the ``O(N^2)`` reference."""
 import torch
 import torch.nn.functional as F
 

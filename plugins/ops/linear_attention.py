@@ -3,10 +3,10 @@
 * :func:`injective_linear_attention`: InLine's injective normalisation, "Bridging the Divide:
   Reconsidering Softmax and Linear Attention" (Han et al., NeurIPS 2024, arXiv 2412.06590), Eq. 5.
 * :func:`relu_linear_attention`: L2ViT's enhanced linear global attention, "The Linear Attention
-  Resurrection in Vision Transformer" (Zheng, arXiv 2501.16182), Sec. 3.2: ReLU kernel, a
+  Resurrection in Vision Transformer" (Zheng): ReLU kernel, a
   learnable per-head temperature, a clamped normaliser.
 * :func:`dynamic_depthwise_conv2d`: a depth-wise convolution whose kernel differs per sample
-  (InLine's local residual, Sec. 4.2).
+  (InLine's local residual).
 
 Tensors are ``(B, heads, N, d)``. Each function has the explicit ``N x N`` form in its docstring;
 the tests check the fused form against it.
@@ -34,7 +34,7 @@ def injective_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
 
 def relu_linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           temperature: torch.Tensor, denom_min: float = 100.0) -> torch.Tensor:
-    """L2ViT attention, ``out_n = t sum_m (phi(q_n).phi(k_m)) v_m / max(phi(q_n).sum_m phi(k_m), c)``.
+    """L2ViT attention: ``out_n = t sum_m phi(q_n).phi(k_m) v_m / max(phi(q_n).sum phi(k), c)``.
 
     ``phi = ReLU``, ``t`` the per-head temperature (heads, 1, 1), ``c = denom_min`` (100 in
     L2ViT: the clamp that keeps training stable). Computed keys-first: ``phi(Q) (phi(K)^T V)``.

@@ -16,7 +16,7 @@ whatever the decays. Long sequences run in blocks of chunks under activation che
 memory stays bounded: ``O(block * D * N)``, not ``O(L * D * N)``. Computed in fp32 (as the CUDA
 kernel), returned in the input dtype. Cost ``O(L D N)``.
 
-SS2D (VMamba, arXiv 2401.10166, Sec. 4; Mamba-YOLO, arXiv 2406.05835) scans a map in four
+SS2D (VMamba, arXiv 2401.10166; Mamba-YOLO, arXiv 2406.05835) scans a map in four
 orders: row-major, column-major and both reversed (:func:`cross_scan`), and sums the four outputs
 back on the grid (:func:`cross_merge`).
 """
