@@ -28,12 +28,13 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher='none') -> 
 def enable_amp(cfg: Config) -> None:
     """Mixed precision: fp16 with dynamic loss scaling on GPU, bfloat16 autocast on CPU."""
     optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if optim_wrapper == 'AmpOptimWrapper':
+    if optim_wrapper in ('AmpOptimWrapper', 'CPUAutocastOptimWrapper'):
         return
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
     if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    else:
+    else:  # mmengine's AmpOptimWrapper refuses CPU; see plugins/utils/amp.py
+        cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
         cfg.optim_wrapper.dtype = 'bfloat16'
 
 

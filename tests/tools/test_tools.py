@@ -133,3 +133,12 @@ def test_mmengine_message_hub_objects_load_safely(tmp_path):
     loaded = _load_checkpoint(str(path), map_location='cpu')
     assert isinstance(loaded['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
     assert loaded['meta']['seed'] == 3
+
+
+@pytest.mark.slow
+def test_amp_trains_with_bfloat16_on_cpu(demo_data, tmp_path):
+    work = tmp_path / 'amp'
+    opts = det_options(demo_data, work, epochs=1)
+    run('tools/train.py', DET_DEMO, '--amp', *opts)
+    assert (work / 'epoch_1.pth').is_file()
+    assert 'CPUAutocastOptimWrapper' in (work / 'retinanet_van-b0_fpn_demo-coco.py').read_text()

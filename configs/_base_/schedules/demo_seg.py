@@ -14,4 +14,5 @@ param_scheduler = [
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
-    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False))
+    logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
+    visualization=dict(type='SegVisualizationHook'))
