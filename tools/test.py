@@ -46,7 +46,7 @@ def enable_visualization(cfg, show: bool, show_dir, wait_time: float) -> None:
     if scope == 'mmpose':
         hook.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir)
     elif scope == 'mmseg':
-        hook.update(draw=True, show=show, wait_time=wait_time)
+        hook.update(draw=True, show=show, wait_time=wait_time, interval=1)
         if show_dir:
             cfg.visualizer['save_dir'] = show_dir
     else:  # mmdet and the toolkit's own tasks: draw + test_out_dir

@@ -79,9 +79,12 @@ def test_segmentation_demo_trains_and_tests(demo_data, tmp_path):
             'train_cfg.max_iters=2', 'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
             'train_dataloader.batch_size=2']
     run('tools/train.py', SEG_DEMO, '--work-dir', str(tmp_path / 'seg'), *opts)
+    show = tmp_path / 'seg-show'
     proc = run('tools/test.py', SEG_DEMO, str(tmp_path / 'seg' / 'iter_2.pth'), '--work-dir',
-               str(tmp_path / 'seg-test'), *opts)
+               str(tmp_path / 'seg-test'), '--show-dir', str(show), *opts)
     assert 'mIoU' in proc.stdout + proc.stderr
+    drawn = [f for _, _, files in os.walk(show) for f in files if f.endswith('.png')]
+    assert len(drawn) == 4
 
 
 def test_unknown_type_names_the_nearest_registered_names(tmp_path):
