@@ -2,6 +2,7 @@
 #   make install   install the pinned stack (first time ~15 min: mmcv builds from source)
 #   make demo      install if needed, generate demo data, train + evaluate the demo models
 #   make test      install if needed, run the test suite
+#   make docs      regenerate the generated tables of docs/ (plugins, backbone presets)
 # Bring your own torch: make install TORCH_SPEC="torch==2.x.y" (or SKIP_TORCH=1 to keep the one you have).
 VENV       ?= .venv
 PYTHON     ?= python3
@@ -16,7 +17,7 @@ PINNED := -c requirements/runtime.txt
 STAMP := $(VENV)/.toolkit-installed
 REQS := requirements/runtime.txt requirements/tests.txt requirements/peers.txt setup.py Makefile
 
-.PHONY: install demo test test-fast clean-demo
+.PHONY: install demo test test-fast docs
 
 install: $(STAMP)
 
@@ -44,5 +45,9 @@ test-fast: install
 	$(PY) -m pytest tests -q -m "not slow"
 
 demo: install
-	$(PY) tools/make_demo_data.py --out data/demo
+	$(PY) tools/make_demo_data.py --out data/demo --tasks coco ade20k
 	$(PY) tools/demo.py det seg
+
+docs: install
+	$(PY) tools/list_plugins.py --markdown > docs/plugins.md
+	$(PY) tools/analysis/backbone_table.py --out docs/backbones.md

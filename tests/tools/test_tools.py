@@ -145,3 +145,25 @@ def test_amp_trains_with_bfloat16_on_cpu(demo_data, tmp_path):
     run('tools/train.py', DET_DEMO, '--amp', *opts)
     assert (work / 'epoch_1.pth').is_file()
     assert 'CPUAutocastOptimWrapper' in (work / 'retinanet_van-b0_fpn_demo-coco.py').read_text()
+
+
+@pytest.mark.slow
+def test_mmpose_config_with_plugin_blocks_trains_tests_and_draws(tmp_path):
+    """mmpose runs through the same tools (its visualizer loads without torchvision)."""
+    from plugins.datasets.pose_demo import make_pose_demo
+    root = tmp_path / 'pose'
+    make_pose_demo(str(root), seed=0, num_train=8, num_val=4)
+    root = f'{root}/'
+    ann = f'{root}annotations/person_keypoints_val2017.json'
+    opts = ['--cfg-options', f'train_dataloader.dataset.data_root={root}',
+            f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
+            f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+            'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+            'default_hooks.checkpoint.interval=1', 'train_dataloader.batch_size=4']
+    config = 'configs/blocks/td-hm_plugin-res18-eca_demo-coco.py'
+    run('tools/train.py', config, '--work-dir', str(tmp_path / 'train'), *opts)
+    show = tmp_path / 'show'
+    proc = run('tools/test.py', config, str(tmp_path / 'train' / 'epoch_1.pth'), '--work-dir',
+               str(tmp_path / 'test'), '--show-dir', str(show), *opts)
+    assert 'coco/AP' in proc.stdout + proc.stderr
+    assert len([f for _, _, files in os.walk(show) for f in files if f.endswith('.jpg')]) >= 4
