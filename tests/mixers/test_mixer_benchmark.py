@@ -2,13 +2,15 @@
 import os
 
 from benchmarks import mixers
+from benchmarks.peers import import_timm
 
 
 def test_quick_benchmark_writes_table_with_every_case(tmp_path):
-    rows = mixers.main(['--quick', '--out', str(tmp_path), '--only', 'Attention'])
+    rows = mixers.main(['--quick', '--out', str(tmp_path), '--only', 'HaloAttention'])
     table = (tmp_path / 'mixers_quick.md').read_text()
     names = {r['case'] for r in rows}
-    assert mixers.GLOBAL in names and len(names) > 3
+    assert names == {mixers.GLOBAL, 'HaloAttention b8 h3'}
+    assert any(r['who'] == 'peer' for r in rows) == (import_timm() is not None)
     for name in names:
         assert name in table
     assert all(r['fwd_ms'] is not None for r in rows if r['who'] == 'ours')
