@@ -17,7 +17,7 @@ from mmengine.structures import BaseDataElement
 
 from plugins.registry import TRANSFORMS
 
-POINT_KEYS = ('coord', 'color', 'normal', 'segment')
+POINT_KEYS = ('coord', 'color', 'normal', 'segment', 'grid_coord')
 
 
 def _select(results: dict, idx: np.ndarray, skip: Sequence[str] = ()) -> dict:

@@ -179,3 +179,27 @@ def test_pipeline_grid_sample_test_mode_maps_back_and_metric_counts_all_points()
     res = metric.compute_metrics(metric.results)
     assert res['OA'] == pytest.approx(0.8)
     assert 0 < res['mIoU'] < res['mAcc'] < 1
+
+
+@pytest.mark.parametrize('preset', ['scannet', 's3dis', 'demo'])
+def test_parameter_counts_match_reference_yaml(preset):
+    ref = condaformer_presets()[preset]
+    extra = dict(base_channels=24, head_dim=8) if preset == 'demo' else {}
+    model = MODELS.build(dict(
+        type='PointCloudSegmentor',
+        backbone=dict(type='ConDaFormer', arch=preset, in_channels=ref['in_channels'], **extra),
+        head=dict(type='PointSegHead', num_classes=ref['num_classes'])))
+    assert sum(p.numel() for p in model.parameters()) == ref['params']
+
+
+def test_grid_coord_follows_points_through_crop_and_shuffle():
+    rng = np.random.RandomState(1)
+    coord = (rng.rand(3000, 3) * 4).astype(np.float32)
+    results = dict(coord=coord, color=rng.rand(3000, 3).astype(np.float32),
+                   segment=rng.randint(0, 3, 3000))
+    for t in [dict(type='PointGridSample', voxel_size=0.1, mode='train'),
+              dict(type='PointSphereCrop', point_max=500), dict(type='PointShuffle')]:
+        results = TRANSFORMS.build(t)(results)
+    assert len(results['grid_coord']) == len(results['coord']) == 500
+    grid = np.floor(results['coord'] / 0.1).astype(np.int64)
+    assert (grid - results['grid_coord'] == grid[0] - results['grid_coord'][0]).all()
