@@ -43,6 +43,11 @@ QUICK_GRIDS = [(8, 8, 32), (12, 16, 32)]
 HEAD_DIM = 32
 GLOBAL = 'SDPA global'
 MEMORY_MAX_S = 15.0
+# a callable whose forward + backward, projected from its last grid (tokens^1 for local and
+# linear cases, tokens^2 for quadratic ones, times the channel ratio), would exceed either limit
+# is skipped on the larger grids and reported as skipped (a sequential-scan peer, for instance)
+SKIP_ABOVE_S = 90.0
+SKIP_ABOVE_MB = 5000.0
 
 
 def collect_cases(only: Optional[str] = None) -> List[MixerCase]:
@@ -116,10 +121,41 @@ def measure(fn, x, params, budget_s, with_memory=True) -> Dict[str, Optional[flo
             # the profiled run repeats the call: skip it for calls slower than MEMORY_MAX_S
             res[f'{mode}_mb'] = peak_memory(run) if with_memory and ms < MEMORY_MAX_S * 1e3 \
                 else None
-        except (RuntimeError, AssertionError, ValueError, MemoryError) as err:
+        except (RuntimeError, AssertionError, ValueError, MemoryError) as err:  # reported
             res[f'{mode}_ms'] = res[f'{mode}_mb'] = None
             res[f'{mode}_error'] = f'{type(err).__name__}: {str(err)[:80]}'
     return res
+
+
+def _projected_skip(prev: Optional[dict], tokens: int, dim: int, scaling: str) -> Optional[str]:
+    if not prev:
+        return None
+    if prev.get('skipped'):
+        return prev['skipped']
+    if prev.get('fwdbwd_ms') is None and prev.get('fwd_ms') is None:
+        return None
+    grow = (tokens / prev['tokens']) ** (2 if scaling == 'quadratic' else 1) * dim / prev['dim']
+    ms = (prev.get('fwdbwd_ms') or prev.get('fwd_ms')) * grow
+    mb = (prev.get('fwdbwd_mb') or 0.0) * grow
+    if ms > SKIP_ABOVE_S * 1e3 or mb > SKIP_ABOVE_MB:
+        return (f'skipped: projected {ms / 1e3:.0f} s / {mb:.0f} MB from '
+                f'{prev["grid"][0]}x{prev["grid"][1]} C={prev["dim"]}')
+    return None
+
+
+def _measure_or_skip(fn_builder, x, params, budget_s, prev, scaling):
+    h, w = x.shape[2:]
+    why = _projected_skip(prev, h * w, x.shape[1], scaling)
+    if why:
+        return dict(fwd_ms=None, fwdbwd_ms=None, fwd_mb=None, fwdbwd_mb=None, fwd_error=why,
+                    skipped=why)
+    try:
+        fn, extra = fn_builder()
+        r = measure(fn, x, params + extra, budget_s)
+    except Exception as err:  # noqa: BLE001  (a callable that cannot run is reported)
+        r = dict(fwd_ms=None, fwdbwd_ms=None, fwd_mb=None, fwdbwd_mb=None,
+                 fwd_error=f'{type(err).__name__}: {str(err)[:80]}')
+    return r
 
 
 def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
@@ -127,6 +163,7 @@ def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
     from plugins.mixers.global_attention import GlobalSelfAttention
     cases = collect_cases(only)
     rows = []
+    last: Dict[tuple, dict] = {}  # (case, who) -> its latest measurement, for _projected_skip
     for h, w, c in grids:
         heads = max(1, c // HEAD_DIM)
         x = torch.randn(1, c, h, w)
@@ -146,18 +183,20 @@ def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
                 log(f'  {case.name}: cannot build at C={c}: {err}')
                 continue
             params = list(ours.parameters())
-            r = measure(ours, x, params, budget_s)
+            key = (case.name, 'ours')
+            r = _measure_or_skip(lambda: (ours, []), x, params, budget_s, last.get(key),
+                                 case.scaling)
+            last[key] = dict(r, tokens=h * w, dim=c, grid=(h, w))
             rows.append(dict(case=case.name, paper=case.paper, scaling=case.scaling, grid=(h, w),
                              dim=c, who='ours', **r))
             peer_txt = ''
             if case.build_peer is not None:
-                try:
+                def build_peer():
                     peer = case.build_peer(ours)
-                    p = measure(peer, x, params + list(getattr(peer, 'parameters', list)()),
-                                budget_s)
-                except Exception as err:  # noqa: BLE001  (a peer that cannot run is reported)
-                    p = dict(fwd_ms=None, fwdbwd_ms=None, fwd_mb=None, fwdbwd_mb=None,
-                             fwd_error=f'{type(err).__name__}: {str(err)[:80]}')
+                    return peer, list(getattr(peer, 'parameters', list)())
+                key = (case.name, 'peer')
+                p = _measure_or_skip(build_peer, x, params, budget_s, last.get(key), case.scaling)
+                last[key] = dict(p, tokens=h * w, dim=c, grid=(h, w))
                 rows.append(dict(case=case.name, paper=case.paper, scaling=case.scaling,
                                  grid=(h, w), dim=c, who='peer', peer=case.peer_name, **p))
                 peer_txt = (f' | peer fwd {_fmt(p["fwd_ms"])} ms, '
@@ -275,7 +314,14 @@ def main(argv=None):
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results'))
     parser.add_argument('--budget', type=float, default=3.0, help='seconds per measurement')
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--max-gb', type=float, default=None,
+                        help='address-space limit: a call that would exceed it fails with an '
+                             'allocation error (reported) instead of the process being killed')
     args = parser.parse_args(argv)
+    if args.max_gb:
+        import resource
+        limit = int(args.max_gb * 2 ** 30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     if args.threads:
         torch.set_num_threads(args.threads)
     grids = QUICK_GRIDS if args.quick else FULL_GRIDS

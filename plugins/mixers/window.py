@@ -11,10 +11,11 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.init import trunc_normal_
 
 from ..ops.utils import pad_to_multiple, to_pair
-from ..ops.window import msw_msa_shift, window_attention_2d
+from ..ops.window import msw_msa_shift, window_attention_2d, window_attention_bias
 from ..registry import MODELS
 
 
@@ -74,14 +75,33 @@ class ShiftedWindowAttention(_WindowMixerBase):
             self.register_parameter('relative_position_bias_table', None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2:]
-        x = x.permute(0, 2, 3, 1)
-        if not self.mask_padding:
-            x, _ = pad_to_multiple(x, self.window_size, dims=(1, 2))
-        q, k, v = self._qkv(x)
-        out = window_attention_2d(q, k, v, self.window_size, self.shift_size,
-                                  self.relative_position_bias_table)
-        return self._out(out, (h, w))
+        b, c, h, w = x.shape
+        x, _ = pad_to_multiple(x.permute(0, 2, 3, 1), self.window_size, dims=(1, 2))
+        hv, wv = x.shape[1:3]
+        valid = (h, w) if self.mask_padding else (hv, wv)  # keys to keep: real or all tokens
+        sh, sw = self.shift_size
+        wh, ww = self.window_size
+        # roll and partition the input: the projections are per token, so this equals Swin's
+        # roll + partition of q, k, v, on C channels instead of 3C
+        if sh or sw:
+            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+        n, nw = wh * ww, (hv // wh) * (wv // ww)
+        rows = x.reshape(b, hv // wh, wh, wv // ww, ww, c).transpose(2, 3).reshape(b, nw * n, c)
+        qkv = self.qkv(rows).view(b * nw, n, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B nW) heads N d, strided views
+        bias = window_attention_bias(valid, self.window_size, self.shift_size,
+                                     self.relative_position_bias_table, self.num_heads,
+                                     heads_first=False, dtype=q.dtype, device=q.device)
+        if bias is not None:  # (1, nW heads, N, N) -> (B nW, heads, N, N)
+            bias = bias.view(1, nw, self.num_heads, n, n).expand(b, -1, -1, -1, -1)
+            bias = bias.reshape(b * nw, self.num_heads, n, n)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B nW) heads N d
+        out = out.transpose(1, 2).reshape(b, nw * n, c)
+        out = self.proj_drop(self.proj(out)).view(b, hv // wh, wv // ww, wh, ww, c)
+        out = out.transpose(2, 3).reshape(b, hv, wv, c)
+        if sh or sw:
+            out = torch.roll(out, shifts=(sh, sw), dims=(1, 2))
+        return out[:, :h, :w].permute(0, 3, 1, 2)
 
 
 @MODELS.register_module()

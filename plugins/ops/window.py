@@ -21,7 +21,8 @@ from .utils import relative_position_index, to_pair
 
 IntPair = Union[int, Sequence[int]]
 
-__all__ = ['window_attention_2d', 'window_partition', 'window_merge', 'msw_msa_shift']
+__all__ = ['window_attention_2d', 'window_partition', 'window_merge', 'msw_msa_shift',
+           'window_attention_bias', 'window_rows']
 
 
 def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
@@ -127,21 +128,46 @@ def window_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, windo
     pidx = (base * (h * w) + part.to(q.device)).view(-1)
     qw, kw, vw = (t.reshape(b * nh * h * w, t.shape[-1]).index_select(0, pidx)
                   .view(b, nh * nw, n, t.shape[-1]) for t in (q, k, v))
-    mask = _window_mask((hp, wp), (h, w), window, (sh, sw), shifted_mask)
-    bias = None
-    if rpb_table is not None:
-        index = _rel_index(window, q.device)
-        bias = rpb_table[index.view(-1)].view(n, n, nh).permute(2, 0, 1)  # heads N N
-        bias = bias[:, None].to(q.dtype)  # heads 1 N N
-        if mask is not None:
-            bias = bias + mask.to(q.device, q.dtype)
-    elif mask is not None:
-        bias = mask.to(q.device, q.dtype)[None]  # 1 nW N N
-    if bias is not None:
-        bias = bias.expand(nh, nw, n, n).reshape(1, nh * nw, n, n)
+    bias = window_attention_bias((h, w), window, (sh, sw), rpb_table, nh, shifted_mask,
+                                 heads_first=True, dtype=q.dtype, device=q.device)
     out = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=bias, scale=scale)
     oidx = (base * (nw * n) + inverse.to(q.device)).view(-1)
     return out.reshape(b * nh * nw * n, -1).index_select(0, oidx).view(b, nh, h, w, -1)
+
+
+def window_attention_bias(size: Tuple[int, int], window: Tuple[int, int], shift: Tuple[int, int],
+                          rpb_table: Optional[torch.Tensor], num_heads: int,
+                          shifted_mask: bool = True, heads_first: bool = True, dtype=None,
+                          device=None) -> Optional[torch.Tensor]:
+    """Additive attention bias ``(1, heads * nW, N, N)`` (or ``(1, nW * heads, N, N)`` with
+    ``heads_first=False``) of windows over a ``size`` map padded to window multiples: relative
+    position bias plus the shifted-window and padding masks; None when there is nothing to add."""
+    h, w = size
+    hp, wp = h + (-h) % window[0], w + (-w) % window[1]
+    nw, n, nh = (hp // window[0]) * (wp // window[1]), window[0] * window[1], num_heads
+    mask = _window_mask((hp, wp), (h, w), window, shift, shifted_mask)
+    if mask is not None:
+        mask = mask.to(device, dtype)
+    if rpb_table is None:
+        if mask is None:
+            return None
+        bias = mask[None]  # 1 nW N N
+    else:
+        index = _rel_index(window, device)
+        bias = rpb_table[index.view(-1)].view(n, n, nh).permute(2, 0, 1)[:, None].to(dtype)
+        if mask is not None:
+            bias = bias + mask  # heads nW N N
+    bias = bias.expand(nh, nw, n, n)
+    if not heads_first:
+        bias = bias.transpose(0, 1)
+    return bias.reshape(1, nh * nw, n, n)
+
+
+def window_rows(size: Tuple[int, int], window: IntPair, shift: IntPair = 0):
+    """Row gather of (shifted) window partition of a ``size`` map: ``(index, inverse)`` such that
+    ``tokens.index_select(0, index)`` lists the padded, rolled map window by window (padded slots
+    read token 0) and ``windows.index_select(0, inverse)`` puts every token back."""
+    return _partition_index(tuple(size), to_pair(window, 'window'), to_pair(shift, 'shift'))
 
 
 @functools.lru_cache(maxsize=16)

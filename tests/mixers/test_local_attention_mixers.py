@@ -230,3 +230,15 @@ def test_global_mixer_bfloat16():
 def test_mixer_builds_from_the_registry(name):
     m = MODELS.build(dict(type=name, dim=32, num_heads=4))
     assert m(torch.randn(1, 32, 9, 11)).shape == (1, 32, 9, 11)
+
+
+def test_window_mixer_masking_padding_equals_the_op_on_the_unpadded_map():
+    """mask_padding=True: padded keys are dropped, as window_attention_2d does for any size."""
+    from plugins.ops.utils import merge_heads
+    from plugins.ops.window import window_attention_2d
+    m = randomize_(ShiftedWindowAttention(16, 2, 7, 3, mask_padding=True))
+    x = _x((13, 21))
+    q, k, v = m._qkv(x.permute(0, 2, 3, 1))
+    ref = merge_heads(window_attention_2d(q, k, v, 7, 3, m.relative_position_bias_table))
+    ref = m.proj(ref.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    assert rel_err(m(x), ref) <= 1e-5
