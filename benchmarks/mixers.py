@@ -159,20 +159,24 @@ def _measure_or_skip(fn_builder, x, params, budget_s, prev, scaling):
 
 
 def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
-                  budget_s: float = 3.0, log=print) -> List[dict]:
+                  budget_s: float = 3.0, log=print, exact: Optional[str] = None,
+                  with_global: bool = True) -> List[dict]:
     from plugins.mixers.global_attention import GlobalSelfAttention
     cases = collect_cases(only)
+    if exact is not None:
+        cases = [c for c in cases if c.name == exact]
     rows = []
     last: Dict[tuple, dict] = {}  # (case, who) -> its latest measurement, for _projected_skip
     for h, w, c in grids:
         heads = max(1, c // HEAD_DIM)
         x = torch.randn(1, c, h, w)
-        torch.manual_seed(0)
-        glob = GlobalSelfAttention(c, heads)
-        g = measure(glob, x, list(glob.parameters()), budget_s)
-        rows.append(dict(case=GLOBAL, paper='', grid=(h, w), dim=c, who='ours', **g))
-        log(f'{h}x{w} C={c} {GLOBAL}: fwd {_fmt(g["fwd_ms"])} ms, '
-            f'fwd+bwd {_fmt(g["fwdbwd_ms"])} ms')
+        if with_global:
+            torch.manual_seed(0)
+            glob = GlobalSelfAttention(c, heads)
+            g = measure(glob, x, list(glob.parameters()), budget_s)
+            rows.append(dict(case=GLOBAL, paper='', grid=(h, w), dim=c, who='ours', **g))
+            log(f'{h}x{w} C={c} {GLOBAL}: fwd {_fmt(g["fwd_ms"])} ms, '
+                f'fwd+bwd {_fmt(g["fwdbwd_ms"])} ms')
         for case in cases:
             if case.max_tokens is not None and h * w > case.max_tokens:
                 continue
@@ -201,8 +205,41 @@ def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
                                  grid=(h, w), dim=c, who='peer', peer=case.peer_name, **p))
                 peer_txt = (f' | peer fwd {_fmt(p["fwd_ms"])} ms, '
                             f'fwd+bwd {_fmt(p["fwdbwd_ms"])} ms')
-            log(f'  {case.name}: fwd {_fmt(r["fwd_ms"])} ms, fwd+bwd {_fmt(r["fwdbwd_ms"])} ms'
+            log(f'  {h}x{w} C={c} {case.name}: fwd {_fmt(r["fwd_ms"])} ms, fwd+bwd {_fmt(r["fwdbwd_ms"])} ms'
                 f'{peer_txt}')
+    return rows
+
+
+def run_isolated(grids, only, budget_s, threads, max_gb, log=print) -> List[dict]:
+    """Each case (and global attention) in a subprocess of its own: a case that exhausts memory
+    fails alone (its address space is capped at ``max_gb``) and leaves no fragmented heap
+    behind for the next one."""
+    import subprocess
+    import tempfile
+    names = [None] + [c.name for c in collect_cases(only)]
+    rows = []
+    for name in names:
+        with tempfile.NamedTemporaryFile(suffix='.json') as tmp:
+            cmd = [sys.executable, '-m', 'benchmarks.mixers', '--worker-out', tmp.name,
+                   '--budget', str(budget_s), '--grids', ';'.join(f'{h}x{w}x{c}'
+                                                                  for h, w, c in grids)]
+            cmd += ['--worker-case', name] if name else ['--worker-global']
+            if threads:
+                cmd += ['--threads', str(threads)]
+            if max_gb:
+                cmd += ['--max-gb', str(max_gb)]
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            for line in proc.stdout.splitlines():
+                log(line)
+            try:
+                with open(tmp.name) as f:
+                    got = [dict(r, grid=tuple(r['grid'])) for r in json.load(f)]
+            except (OSError, ValueError):
+                got = []
+            if proc.returncode != 0 or not got:
+                log(f'  {name or GLOBAL}: worker failed (exit {proc.returncode}): '
+                    f'{proc.stderr.strip().splitlines()[-1:] }')
+            rows.extend(got)
     return rows
 
 
@@ -314,6 +351,12 @@ def main(argv=None):
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results'))
     parser.add_argument('--budget', type=float, default=3.0, help='seconds per measurement')
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--isolate', action='store_true',
+                        help='run each case in a subprocess of its own (the full run does)')
+    parser.add_argument('--grids', default=None, help='e.g. "28x28x64;56x56x64"')
+    parser.add_argument('--worker-out', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--worker-case', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--worker-global', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--max-gb', type=float, default=None,
                         help='address-space limit: a call that would exceed it fails with an '
                              'allocation error (reported) instead of the process being killed')
@@ -325,8 +368,19 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     grids = QUICK_GRIDS if args.quick else FULL_GRIDS
+    if args.grids:
+        grids = [tuple(int(v) for v in g.split('x')) for g in args.grids.split(';')]
     budget = 0.05 if args.quick else args.budget
-    rows = run_benchmark(grids, args.only, budget)
+    if args.worker_out:  # one case (or global attention) for run_isolated
+        rows = run_benchmark(grids, None, budget, exact=args.worker_case or '\0',
+                             with_global=args.worker_global)
+        with open(args.worker_out, 'w') as f:
+            json.dump(rows, f)
+        return rows
+    if args.isolate:
+        rows = run_isolated(grids, args.only, budget, args.threads, args.max_gb)
+    else:
+        rows = run_benchmark(grids, args.only, budget)
     name = 'mixers_quick' if args.quick else 'mixers'
     os.makedirs(args.out, exist_ok=True)
     raw = os.path.join(args.out, f'{name}.json')
