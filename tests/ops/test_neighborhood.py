@@ -123,3 +123,21 @@ def test_forward_equals_natten_na2d(h, w, kernel, dilation, stride):
         theirs = natten.na2d(to_last(q), to_last(k), to_last(v), kernel_size=kernel,
                              dilation=dilation, stride=stride).permute(0, 3, 1, 2, 4)
     assert _rel_err(ours, theirs) <= 1e-5
+
+
+@pytest.mark.skipif(natten is None, reason='natten is not installed')
+def test_use_natten_dispatches_to_natten_with_the_same_layout_and_result():
+    q, k, v = [t.detach() for t in _qkv(9, 10, d=8, b=1)]
+    with torch.no_grad():
+        theirs = neighborhood_attention_2d(q, k, v, 3, 2, use_natten=True)
+        ours = neighborhood_attention_2d(q, k, v, 3, 2, use_natten=False)
+    assert theirs.shape == ours.shape == (1, 2, 9, 10, 8)
+    assert _rel_err(theirs, ours) <= 1e-5
+
+
+def test_natten_is_not_chosen_where_it_cannot_serve_the_call():
+    from plugins.ops.neighborhood import natten_can_serve
+    q = torch.zeros(1, 2, 9, 10, 8)
+    assert not natten_can_serve(q, (3, 3), (1, 1), (1, 1), torch.zeros(2, 5, 5))  # rpb
+    assert not natten_can_serve(q, (7, 7), (2, 2), (1, 1), None)  # kernel * dilation > H
+    assert not natten_can_serve(torch.zeros(1, 2, 9, 10, 24), (3, 3), (1, 1), (1, 1), None)
