@@ -128,11 +128,7 @@ def measure(fn, x, params, budget_s, with_memory=True) -> Dict[str, Optional[flo
 
 
 def _projected_skip(prev: Optional[dict], tokens: int, dim: int, scaling: str) -> Optional[str]:
-    if not prev:
-        return None
-    if prev.get('skipped'):
-        return prev['skipped']
-    if prev.get('fwdbwd_ms') is None and prev.get('fwd_ms') is None:
+    if not prev or (prev.get('fwdbwd_ms') is None and prev.get('fwd_ms') is None):
         return None
     grow = (tokens / prev['tokens']) ** (2 if scaling == 'quadratic' else 1) * dim / prev['dim']
     ms = (prev.get('fwdbwd_ms') or prev.get('fwd_ms')) * grow
@@ -190,7 +186,8 @@ def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
             key = (case.name, 'ours')
             r = _measure_or_skip(lambda: (ours, []), x, params, budget_s, last.get(key),
                                  case.scaling)
-            last[key] = dict(r, tokens=h * w, dim=c, grid=(h, w))
+            if r.get('fwd_ms') is not None:  # project from the last call that ran
+                last[key] = dict(r, tokens=h * w, dim=c, grid=(h, w))
             rows.append(dict(case=case.name, paper=case.paper, scaling=case.scaling, grid=(h, w),
                              dim=c, who='ours', **r))
             peer_txt = ''
@@ -200,7 +197,8 @@ def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
                     return peer, list(getattr(peer, 'parameters', list)())
                 key = (case.name, 'peer')
                 p = _measure_or_skip(build_peer, x, params, budget_s, last.get(key), case.scaling)
-                last[key] = dict(p, tokens=h * w, dim=c, grid=(h, w))
+                if p.get('fwd_ms') is not None:
+                    last[key] = dict(p, tokens=h * w, dim=c, grid=(h, w))
                 rows.append(dict(case=case.name, paper=case.paper, scaling=case.scaling,
                                  grid=(h, w), dim=c, who='peer', peer=case.peer_name, **p))
                 peer_txt = (f' | peer fwd {_fmt(p["fwd_ms"])} ms, '
