@@ -8,10 +8,10 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..utils.checkpoint import load_pretrained
+from ..utils.checkpoint import PretrainedFromRelease
 
 
-class AttentionBackbone(BaseModule):
+class AttentionBackbone(PretrainedFromRelease, BaseModule):
     """Presets, output bookkeeping, freezing, norm eval, checkpointing and pretrained loading.
 
     Subclasses define ``arch_zoo`` (preset name -> hyper-parameter dict), build ``self.stages``
@@ -162,19 +162,8 @@ class AttentionBackbone(BaseModule):
                     module.eval()
         return self
 
-    def convert_checkpoint(self, state_dict: dict) -> dict:
-        """Map an official checkpoint's keys to this module's (identity by default)."""
-        if self.converter is None:
-            return state_dict
-        from ..utils.converters import get_converter
-        return get_converter(self.converter)(state_dict)
-
     def init_weights(self) -> None:
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_pretrained(self, cfg['checkpoint'], convert=self.convert_checkpoint,
-                            prefix=cfg.get('prefix'))
-            self._is_init = True
+        if self.init_from_pretrained_cfg():
             return
         super().init_weights()
         self._freeze_stages()

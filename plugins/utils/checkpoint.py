@@ -189,5 +189,29 @@ def load_pretrained(module: torch.nn.Module,
     return report
 
 
+class PretrainedFromRelease:
+    """Mixin of modules whose ``init_cfg=dict(type='Pretrained', checkpoint=...)`` takes the
+    official release as published: keys mapped by the converter registered under
+    ``self.converter`` (``plugins.utils.converters``), mismatches reported by ``load_pretrained``."""
+    converter: Optional[str] = None
+
+    def convert_checkpoint(self, state_dict: dict) -> dict:
+        """Map an official checkpoint's keys to this module's (identity without a converter)."""
+        if self.converter is None:
+            return state_dict
+        from .converters import get_converter
+        return get_converter(self.converter)(state_dict)
+
+    def init_from_pretrained_cfg(self) -> bool:
+        """Load a ``Pretrained`` init_cfg; False when the init_cfg is of another kind."""
+        cfg = self.init_cfg
+        if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+            return False
+        load_pretrained(self, cfg['checkpoint'], convert=self.convert_checkpoint,
+                        prefix=cfg.get('prefix'))
+        self._is_init = True
+        return True
+
+
 allow_mmengine_checkpoints()
 install_local_loader()

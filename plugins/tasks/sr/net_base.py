@@ -5,18 +5,16 @@ from typing import Optional
 import torch.nn as nn
 from mmengine.model import BaseModule
 
-from plugins.utils.checkpoint import load_pretrained
+from plugins.utils.checkpoint import PretrainedFromRelease
 
 
-class SRNetwork(BaseModule):
+class SRNetwork(PretrainedFromRelease, BaseModule):
     """Base of the SR networks: ``upscale`` and ``init_cfg=dict(type='Pretrained', ...)``.
 
     A ``Pretrained`` init_cfg loads the official release as published (``params`` /
     ``params_ema`` wrappers, original key names) through the converter registered under
     ``converter`` in ``plugins.utils.converters``, and reports missing/unexpected keys.
     """
-    converter: Optional[str] = None
-
     def __init__(self, upscale: int, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if upscale not in (1, 2, 3, 4):
@@ -24,20 +22,9 @@ class SRNetwork(BaseModule):
                              f'got {upscale}')
         self.upscale = upscale
 
-    def convert_checkpoint(self, state_dict: dict) -> dict:
-        if self.converter is None:
-            return state_dict
-        from plugins.utils.converters import get_converter
-        return get_converter(self.converter)(state_dict)
-
     def init_weights(self) -> None:
-        cfg = self.init_cfg
-        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            load_pretrained(self, cfg['checkpoint'], convert=self.convert_checkpoint,
-                            prefix=cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
+        if not self.init_from_pretrained_cfg():
+            super().init_weights()
 
 
 def pixel_shuffle_tail(dim: int, out_channels: int, upscale: int) -> nn.Sequential:
