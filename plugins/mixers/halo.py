@@ -42,11 +42,14 @@ class HaloAttention(nn.Module):
         block_size: ``b``; halo_size: ``h``.
         dim_head: q/k channels per head, default ``make_divisible(dim * qk_ratio, 8) // heads``.
         qk_ratio, qkv_bias, scale_pos_embed: as timm.
+        stride: 1, or a divisor of ``block_size`` (timm's ``stride=2``, HaloNet's down-sampling
+            blocks): the ``q`` projection is strided, the output is ``ceil(H / stride) x
+            ceil(W / stride)``.
     """
 
     def __init__(self, dim: int, num_heads: int = 8, block_size: int = 8, halo_size: int = 3,
                  dim_head=None, qk_ratio: float = 1.0, qkv_bias: bool = False,
-                 scale_pos_embed: bool = False):
+                 scale_pos_embed: bool = False, stride: int = 1):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'HaloAttention: dim ({dim}) must be divisible by num_heads '
@@ -54,11 +57,14 @@ class HaloAttention(nn.Module):
         self.num_heads = num_heads
         self.dim_head_qk = dim_head or _make_divisible(dim * qk_ratio, 8) // num_heads
         self.dim_head_v = dim // num_heads
-        self.block_size, self.halo_size = block_size, halo_size
+        if stride < 1 or block_size % stride:
+            raise ValueError(f'HaloAttention: stride ({stride}) must divide block_size '
+                             f'({block_size})')
+        self.block_size, self.halo_size, self.stride = block_size, halo_size, stride
         self.scale = self.dim_head_qk ** -0.5
         self.scale_pos_embed = scale_pos_embed
         qk = num_heads * self.dim_head_qk
-        self.q = nn.Conv2d(dim, qk, 1, bias=qkv_bias)
+        self.q = nn.Conv2d(dim, qk, 1, stride=stride, bias=qkv_bias)
         self.kv = nn.Conv2d(dim, qk + dim, 1, bias=qkv_bias)
         self.pos_embed = _RelPosEmbed(block_size + 2 * halo_size, self.dim_head_qk, self.scale)
         trunc_normal_(self.q.weight, std=dim ** -0.5)
@@ -72,5 +78,6 @@ class HaloAttention(nn.Module):
         k, v = kv.split([dqk, dv], dim=-1)
         out = halo_attention_2d(q, k, v, self.block_size, self.halo_size,
                                 self.pos_embed.height_rel, self.pos_embed.width_rel,
-                                scale=self.scale, scale_pos_embed=self.scale_pos_embed)
+                                scale=self.scale, scale_pos_embed=self.scale_pos_embed,
+                                query_stride=self.stride)
         return merge_heads(out)
