@@ -45,8 +45,8 @@ test-fast: install
 	$(PY) -m pytest tests -q -m "not slow"
 
 demo: install
-	$(PY) tools/make_demo_data.py --out data/demo --tasks coco ade20k
-	$(PY) tools/demo.py det seg
+	$(PY) tools/make_demo_data.py --out data/demo --tasks coco ade20k pose
+	$(PY) tools/demo.py det seg pose
 
 docs: install
 	$(PY) tools/list_plugins.py --markdown > docs/plugins.md

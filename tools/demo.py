@@ -1,6 +1,6 @@
 """Run a demo end to end: train from scratch on generated data, evaluate, draw predictions.
 
-    python tools/demo.py det seg          # what `make demo` runs
+    python tools/demo.py det seg pose     # what `make demo` runs
     python tools/demo.py --list
 
 Each demo trains its demo-twin config with tools/train.py, evaluates the final checkpoint with
@@ -24,6 +24,9 @@ DEMOS = {
                 about='RetinaNet + VAN-B0 from scratch, COCO-format shapes, pycocotools bbox mAP'),
     'seg': dict(config='configs/van/fpn_van-b0_demo-ade20k.py', data='ade20k', metric='mIoU',
                 target=50.0, about='Semantic FPN + VAN-B0 from scratch, ADE20K-layout scenes, mIoU (%)'),
+    'pose': dict(config='configs/grouppose/grouppose_r18_demo-coco.py', data='pose',
+                 metric='coco/AP', target=0.20,
+                 about='Group Pose + ResNet-18 from scratch, COCO-keypoints figures, OKS AP'),
 }
 
 
@@ -99,7 +102,7 @@ def run_demo(name, python):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('names', nargs='*', default=['det', 'seg'])
+    parser.add_argument('names', nargs='*', default=['det', 'seg', 'pose'])
     parser.add_argument('--list', action='store_true')
     parser.add_argument('--python', default=sys.executable)
     args = parser.parse_args(argv)
