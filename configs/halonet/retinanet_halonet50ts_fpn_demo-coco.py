@@ -1,0 +1,10 @@
+# Demo twin of retinanet_halonet50ts_fpn_1x_coco.py: the same model, from scratch (nothing frozen,
+# BatchNorm trains), on the generated COCO-format set.
+_base_ = [
+    '../_base_/models/retinanet_halonet50ts_fpn.py',
+    '../_base_/datasets/demo_coco_detection.py',
+    '../_base_/schedules/demo_det.py',
+    'mmdet::_base_/default_runtime.py',
+]
+default_hooks = dict(checkpoint=dict(interval=12), logger=dict(interval=10))
+model = dict(backbone=dict(frozen_stages=-1, norm_eval=False), bbox_head=dict(num_classes=3))
