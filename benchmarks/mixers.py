@@ -87,13 +87,13 @@ def _clock() -> float:
     return time.process_time() if torch.get_num_threads() == 1 else time.perf_counter()
 
 
-def time_call(run: Callable[[], None], budget_s: float) -> float:
-    """Median time (ms, see :func:`_clock`): one warm-up, then up to 5 repeats within about
-    ``budget_s``; a call slower than ``budget_s`` is timed once more (no further repeats)."""
+def time_call(run: Callable[[], None], budget_s: float, max_reps: int = 5) -> float:
+    """Median time (ms, see :func:`_clock`): one warm-up, then up to ``max_reps`` repeats within
+    about ``budget_s``; a call slower than ``budget_s`` is timed once more (no further repeats)."""
     t0 = _clock()
     run()
     first = _clock() - t0
-    reps = 1 if first > budget_s else max(1, min(5, int(budget_s / max(first, 1e-6))))
+    reps = 1 if first > budget_s else max(1, min(max_reps, int(budget_s / max(first, 1e-6))))
     times = []
     for _ in range(reps):
         t0 = _clock()
