@@ -1,0 +1,295 @@
+"""Peers of the backbone benchmark: for each backbone preset, the model that it is compared with.
+
+A peer is the same architecture built by someone else's code: timm's model where timm has one
+(through :func:`benchmarks.peers.import_timm`), otherwise the official release's code, imported from
+a folder of checkouts that the user gives (``--official-root`` or ``PLUGINS_OFFICIAL_ROOT``; never
+committed). The official folder holds one checkout per repository, named after the repository
+(``BiFormer``) or as ``owner+name`` (``rayleizhu+BiFormer``).
+
+Adding a peer is one entry::
+
+    @register_peer('HaloNet', label='timm {timm_name}',
+                   presets={'halonet26t': 'halonet26t', 'halonet50ts': 'halonet50ts'})
+    def _halonet(preset, timm_name, ctx):
+        return timm_features(timm_name)
+
+The builder gets the preset, the value that ``presets`` maps it to, and a :class:`PeerContext`
+(the official root and a helper that imports a module of an official checkout); it returns a
+callable ``f(images) -> anything`` in eval mode, or raises :class:`PeerUnavailable` with the reason
+(which the benchmark prints as "n/a (reason)"). Peers run with their own random initialisation:
+the benchmark compares cost, not outputs (parity with the same weights is checked in the tests and
+the backbones' docstrings).
+"""
+import contextlib
+import fnmatch
+import importlib
+import os
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .peers import import_natten, import_timm
+
+OFFICIAL_ROOT_ENV = 'PLUGINS_OFFICIAL_ROOT'
+
+
+class PeerUnavailable(RuntimeError):
+    """The peer cannot be built here; the message says why (shown in the table)."""
+
+
+@dataclass
+class PeerEntry:
+    architecture: str
+    presets: Dict[str, str]
+    label: str
+    build: Callable
+
+    def describe(self, preset: str) -> str:
+        return self.label.format(name=self.presets.get(preset, preset),
+                                 timm_name=self.presets.get(preset, preset))
+
+
+@dataclass
+class PeerContext:
+    official_root: Optional[str] = None
+    notes: list = field(default_factory=list)
+
+    def checkout(self, repo: str) -> str:
+        """The folder of the official checkout ``owner/name`` under the official root."""
+        if not self.official_root:
+            raise PeerUnavailable(f'official code of {repo} not given (--official-root or '
+                                  f'{OFFICIAL_ROOT_ENV})')
+        owner, name = repo.split('/')
+        for cand in (name, f'{owner}+{name}', f'{owner}+{name}/repo'):
+            path = os.path.join(self.official_root, cand)
+            if os.path.isdir(path):
+                return path
+        raise PeerUnavailable(f'no checkout of {repo} in the official root (expected a folder '
+                              f'{name} or {owner}+{name})')
+
+    def import_official(self, repo: str, subdir: str, module: str,
+                        modules: Optional[Dict[str, types.ModuleType]] = None):
+        """Import ``module`` of the checkout of ``repo`` with ``subdir`` on ``sys.path``.
+        ``modules`` are installed in ``sys.modules`` for the import only (stand-ins of packages
+        that the file imports). Top-level packages that the checkout brings (``models``, ``ops``)
+        are removed from ``sys.modules`` afterwards, so that two checkouts never mix."""
+        path = os.path.join(self.checkout(repo), subdir)
+        with _import_scope(path, modules or {}):
+            try:
+                return importlib.import_module(module)
+            except ImportError as err:
+                raise PeerUnavailable(f'official {repo} does not import here: {err}') from err
+
+
+@contextlib.contextmanager
+def _import_scope(path: str, modules: Dict[str, types.ModuleType]):
+    before = set(sys.modules)
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)
+    sys.path.insert(0, path)
+    try:
+        yield
+    finally:
+        sys.path.remove(path)
+        for name, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = mod
+        for name in set(sys.modules) - before:  # the checkout's own modules
+            file = getattr(sys.modules[name], '__file__', None) or ''
+            if file.startswith(path):
+                del sys.modules[name]
+
+
+REGISTRY: Dict[str, PeerEntry] = {}
+
+
+def register_peer(architecture: str, label: str, presets: Dict[str, str]):
+    """Register the peer builder of the presets of ``architecture`` (its reference.yaml name);
+    ``label`` may use ``{name}`` / ``{timm_name}`` (the preset's value in ``presets``)."""
+    def wrap(fn):
+        if architecture in REGISTRY:
+            raise KeyError(f'a peer of {architecture} is registered already')
+        REGISTRY[architecture] = PeerEntry(architecture, dict(presets), label, fn)
+        return fn
+    return wrap
+
+
+def find_peer(architecture: str, preset: str) -> Optional[PeerEntry]:
+    entry = REGISTRY.get(architecture)
+    return entry if entry is not None and preset in entry.presets else None
+
+
+def build_peer(architecture: str, preset: str, ctx: PeerContext):
+    """``(label, callable)`` of the peer of a preset; raises :class:`PeerUnavailable`."""
+    entry = find_peer(architecture, preset)
+    if entry is None:
+        raise PeerUnavailable(f'no peer registered for {architecture} {preset}')
+    peer = entry.build(preset, entry.presets[preset], ctx)
+    if isinstance(peer, nn.Module):
+        peer.eval()
+    return entry.describe(preset), peer
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+def timm_features(name: str, **kwargs) -> nn.Module:
+    """timm's ``name`` as a feature extractor (every stage's output), random weights."""
+    timm = import_timm()
+    if timm is None:
+        raise PeerUnavailable('timm is not installed (see benchmarks/peers.py)')
+    try:
+        return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+    except RuntimeError as err:  # an unknown model name in this timm version
+        raise PeerUnavailable(f'timm {timm.__version__} cannot build {name}: {err}') from err
+
+
+def _require(module: str, why: str):
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise PeerUnavailable(f'{module} is not installed ({why})') from err
+
+
+def _timm_or_unavailable():
+    if import_timm() is None:
+        raise PeerUnavailable('timm is not installed (the official code imports it)')
+
+
+def _method(module: nn.Module, name: str) -> Callable:
+    fn = getattr(module, name)
+
+    class Bound(nn.Module):  # keeps eval() / parameters() of the module
+        def __init__(self):
+            super().__init__()
+            self.model = module
+
+        def forward(self, x):
+            return fn(x)
+    return Bound()
+
+
+# ---------------------------------------------------------------------------------- timm peers
+
+@register_peer('HaloNet', label='timm {timm_name}',
+               presets={'halonet26t': 'halonet26t', 'halonet50ts': 'halonet50ts'})
+def _halonet(preset, timm_name, ctx):
+    return timm_features(timm_name)
+
+
+@register_peer('DaViT', label='timm {timm_name}',
+               presets={'tiny': 'davit_tiny', 'small': 'davit_small', 'base': 'davit_base',
+                        't': 'davit_tiny', 's': 'davit_small', 'b': 'davit_base'})
+def _davit(preset, timm_name, ctx):
+    return timm_features(timm_name)
+
+
+# ---------------------------------------------------------------------------------- official code
+
+@register_peer('VAN', label='official van.py {name}',
+               presets={'b0': 'van_b0', 'b1': 'van_b1', 'b2': 'van_b2', 'b3': 'van_b3'})
+def _van(preset, name, ctx):
+    _timm_or_unavailable()
+    mod = ctx.import_official('Visual-Attention-Network/VAN-Classification', '', 'models.van')
+    return _method(getattr(mod, name)(pretrained=False), 'forward_features')
+
+
+def _stub_fairscale() -> Dict[str, types.ModuleType]:
+    """BiFormer imports fairscale's ``checkpoint_wrapper`` for training with checkpointing only;
+    where fairscale is not installed, an identity stand-in (no effect on inference)."""
+    try:
+        importlib.import_module('fairscale.nn.checkpoint')
+        return {}
+    except ImportError:
+        pass
+    names = ('fairscale', 'fairscale.nn', 'fairscale.nn.checkpoint')
+    pkgs = {n: types.ModuleType(n) for n in names}
+    pkgs['fairscale.nn.checkpoint'].checkpoint_wrapper = lambda m, *a, **k: m
+    return pkgs
+
+
+@register_peer('BiFormer', label='official biformer.py {name}',
+               presets={'t': 'biformer_tiny', 's': 'biformer_small', 'b': 'biformer_base'})
+def _biformer(preset, name, ctx):
+    _timm_or_unavailable()
+    _require('einops', 'the official BiFormer imports it; requirements/peers.txt pins it')
+    mod = ctx.import_official('rayleizhu/BiFormer', '', 'models.biformer',
+                              modules=_stub_fairscale())
+    # auto_pad: the official switch that pads to region multiples (our backbone always does)
+    return _method(getattr(mod, name)(pretrained=False, auto_pad=True), 'forward_features')
+
+
+class LegacyNeighborhoodAttention2D(nn.Module):
+    """The module API of natten < 0.20 (channels-last input, ``rel_pos_bias``, padding of maps
+    smaller than ``kernel x dilation``) on the ``na2d`` kernel of the installed natten >= 0.20,
+    which the official NAT code needs in order to import. natten >= 0.20 dropped the relative
+    position bias: ``rpb`` is kept (parameter count) but not added, so the peer runs NATTEN's
+    kernel without the bias add of the official models."""
+
+    def __init__(self, dim, num_heads, kernel_size, dilation=None, qkv_bias=True, qk_scale=None,
+                 attn_drop=0., proj_drop=0., rel_pos_bias=True, bias=None):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.scale = qk_scale or self.head_dim ** -0.5
+        self.kernel_size, self.dilation = kernel_size, dilation or 1
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.rpb = nn.Parameter(torch.zeros(num_heads, 2 * kernel_size - 1, 2 * kernel_size - 1))
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):  # B H W C
+        natten = import_natten()
+        b, h, w, c = x.shape
+        window = self.kernel_size * self.dilation
+        x = F.pad(x, (0, 0, 0, max(0, window - w), 0, max(0, window - h)))
+        hp, wp = x.shape[1:3]
+        q, k, v = self.qkv(x).view(b, hp, wp, 3, self.num_heads, self.head_dim).unbind(3)
+        out = natten.na2d(q, k, v, kernel_size=self.kernel_size, dilation=self.dilation,
+                          scale=self.scale)  # B H W heads d
+        return self.proj(out.reshape(b, hp, wp, c)[:, :h, :w])
+
+
+def _natten_legacy_module() -> Dict[str, types.ModuleType]:
+    if import_natten() is None:
+        raise PeerUnavailable('natten is not installed (the official NAT code needs it; '
+                              'requirements/peers.txt pins it)')
+    shim = types.ModuleType('natten')
+    shim.NeighborhoodAttention2D = LegacyNeighborhoodAttention2D
+    shim.context = True  # the official code then asks for rel_pos_bias=True (natten >= 0.17)
+    return {'natten': shim}
+
+
+_NATTEN_NOTE = 'natten na2d (CPU flex, eager; no rpb add)'
+
+
+def _nat_official(module: str, name: str, ctx: PeerContext):
+    _timm_or_unavailable()
+    mods = _natten_legacy_module()
+    off = ctx.import_official('SHI-Labs/Neighborhood-Attention-Transformer', 'classification',
+                              module, modules=mods)
+    return _method(getattr(off, name)(pretrained=False), 'forward_features')
+
+
+@register_peer('NAT', label='official nat.py {name} on ' + _NATTEN_NOTE,
+               presets={'mini': 'nat_mini', 'tiny': 'nat_tiny', 'small': 'nat_small',
+                        'base': 'nat_base'})
+def _nat(preset, name, ctx):
+    return _nat_official('nat', name, ctx)
+
+
+@register_peer('DiNAT', label='official dinat.py {name} on ' + _NATTEN_NOTE,
+               presets={'mini': 'dinat_mini', 'tiny': 'dinat_tiny', 'small': 'dinat_small',
+                        'base': 'dinat_base'})
+def _dinat(preset, name, ctx):
+    return _nat_official('dinat', name, ctx)
+
+
+def matching(pattern: str, names):
+    """Names matching any of the comma-separated globs of ``pattern`` (case-insensitive)."""
+    globs = [g.strip().lower() for g in pattern.split(',') if g.strip()]
+    return [n for n in names if any(fnmatch.fnmatch(n.lower(), g) for g in globs)]
