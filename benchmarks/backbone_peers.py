@@ -230,7 +230,9 @@ class LegacyNeighborhoodAttention2D(nn.Module):
     smaller than ``kernel x dilation``) on the ``na2d`` kernel of the installed natten >= 0.20,
     which the official NAT code needs in order to import. natten >= 0.20 dropped the relative
     position bias: ``rpb`` is kept (parameter count) but not added, so the peer runs NATTEN's
-    kernel without the bias add of the official models."""
+    kernel without the bias add of the official models. With the same weights and zero biases,
+    the official NAT-Mini / DiNAT-Mini on this module match our backbones' pooled last stage at
+    224x224 to 6.6e-7 / 5.4e-7 (max abs diff)."""
 
     def __init__(self, dim, num_heads, kernel_size, dilation=None, qkv_bias=True, qk_scale=None,
                  attn_drop=0., proj_drop=0., rel_pos_bias=True, bias=None):
