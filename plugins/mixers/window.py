@@ -74,12 +74,15 @@ class ShiftedWindowAttention(_WindowMixerBase):
         else:
             self.register_parameter('relative_position_bias_table', None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shift_size=None) -> torch.Tensor:
+        """``shift_size`` overrides the module's shift for this call (e.g. 0 where the map fits
+        in one window: Swin's rule of not shifting a map no larger than the window)."""
         b, c, h, w = x.shape
         x, _ = pad_to_multiple(x.permute(0, 2, 3, 1), self.window_size, dims=(1, 2))
         hv, wv = x.shape[1:3]
         valid = (h, w) if self.mask_padding else (hv, wv)  # keys to keep: real or all tokens
-        sh, sw = self.shift_size
+        shift = self.shift_size if shift_size is None else to_pair(shift_size, 'shift_size')
+        sh, sw = shift
         wh, ww = self.window_size
         # roll and partition the input: the projections are per token, so this equals Swin's
         # roll + partition of q, k, v, on C channels instead of 3C
@@ -89,7 +92,7 @@ class ShiftedWindowAttention(_WindowMixerBase):
         rows = x.reshape(b, hv // wh, wh, wv // ww, ww, c).transpose(2, 3).reshape(b, nw * n, c)
         qkv = self.qkv(rows).view(b * nw, n, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B nW) heads N d, strided views
-        bias = window_attention_bias(valid, self.window_size, self.shift_size,
+        bias = window_attention_bias(valid, self.window_size, shift,
                                      self.relative_position_bias_table, self.num_heads,
                                      heads_first=False, dtype=q.dtype, device=q.device)
         if bias is not None:  # (1, nW heads, N, N) -> (B nW, heads, N, N)
