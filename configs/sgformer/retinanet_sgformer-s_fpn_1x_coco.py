@@ -1,0 +1,15 @@
+# RetinaNet 1x on COCO with SG-Former-S (ImageNet-pretrained). The release has no detection config;
+# the toolkit's shared transformer recipe: AdamW lr 1e-4, weight decay 0.05 (none on norms and the
+# position embedding), batch 16, 12 epochs.
+_base_ = [
+    '../_base_/models/retinanet_sgformer-s_fpn.py',
+    'mmdet::_base_/datasets/coco_detection.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/sgformer_s.pth')))
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.), 'pos_embed': dict(decay_mult=0.)}))
