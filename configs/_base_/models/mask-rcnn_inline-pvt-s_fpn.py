@@ -1,0 +1,12 @@
+# Mask R-CNN with FPN on an InLine-PVT-S backbone (model only): global InLine attention in every
+# block, position embeddings resized to the map; stochastic depth 0.1 (the ImageNet training's).
+_base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
+custom_imports = dict(imports=['plugins'], allow_failed_imports=False)
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='InLinePVT',
+        arch='small',
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.1),
+    neck=dict(in_channels=[64, 128, 320, 512]))
