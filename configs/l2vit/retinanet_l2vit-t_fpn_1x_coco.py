@@ -1,0 +1,16 @@
+# RetinaNet 1x on COCO with L2ViT-T (ImageNet-pretrained), as the official
+# retinanet_1x_l2vit_v0_tiny config: AdamW lr 1e-4, weight decay 0.05, batch 16, 12 epochs. The
+# official config trains with the DETR-style multi-scale AutoAugment pipeline; this one keeps
+# mmdet's standard pipeline.
+_base_ = [
+    '../_base_/models/retinanet_l2vit-t_fpn.py',
+    'mmdet::_base_/datasets/coco_detection.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+model = dict(backbone=dict(init_cfg=dict(
+    type='Pretrained', checkpoint='checkpoints/L2ViT-Tiny-checkpoint-best-ema.pth')))
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05))
