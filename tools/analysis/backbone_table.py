@@ -47,9 +47,10 @@ def main(argv=None):
              'params convention | source |', '|---|---|---|---|---|---|---|---|---|---|']
     for r in rows():
         ref = r['ref']
-        diff = (r['params'] - ref['params_m']) / ref['params_m'] * 100
-        lines.append(f"| {r['arch']} | {r['preset']} | {r['params']:.2f} | {ref['params_m']} | "
-                     f"{diff:+.1f}% | {r['flops']:.2f} | {ref.get('flops_g', '—')} | "
+        paper = ref.get('params_m')  # absent where the paper's count is not known
+        diff = f"{(r['params'] - paper) / paper * 100:+.1f}%" if paper else '—'
+        lines.append(f"| {r['arch']} | {r['preset']} | {r['params']:.2f} | {paper or '—'} | "
+                     f"{diff} | {r['flops']:.2f} | {ref.get('flops_g', '—')} | "
                      f"{r['size']} | {r['convention']} | {r['source']} |")
     with open(args.out, 'w') as f:
         f.write('\n'.join(lines) + '\n')

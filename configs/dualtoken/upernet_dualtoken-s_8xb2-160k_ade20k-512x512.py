@@ -1,0 +1,26 @@
+# UperNet 160k on ADE20K with DualToken-ViT-S (pre-trained on ImageNet by the user: no weights were
+# released). The recipe is the one the toolkit's transformer backbones share (Swin's): AdamW lr
+# 6e-5, weight decay 0.01 (none on norms and the global tokens), poly (power 1) after 1500 linear
+# warm-up iterations, batch 16 (8 GPUs x 2), 160k iterations.
+_base_ = [
+    '../_base_/models/upernet_dualtoken-s.py',
+    'mmseg::_base_/datasets/ade20k.py',
+    'mmseg::_base_/default_runtime.py',
+    'mmseg::_base_/schedules/schedule_160k.py',
+]
+crop_size = (512, 512)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(init_cfg=dict(type='Pretrained',
+                                checkpoint='checkpoints/dualtoken-vit-s_in1k.pth')))
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.),
+                                    'global_tokens': dict(decay_mult=0.)}))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500, end=160000),
+]
+train_dataloader = dict(batch_size=2)
