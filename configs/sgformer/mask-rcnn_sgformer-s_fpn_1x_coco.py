@@ -9,9 +9,11 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
-model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/sgformer_s.pth')))
+model = dict(
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/sgformer_s.pth')))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.), 'pos_embed': dict(decay_mult=0.)}))
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.),
+                                    'pos_embed': dict(decay_mult=0.)}))

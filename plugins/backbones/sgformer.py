@@ -49,7 +49,8 @@ from .base import AttentionBackbone
 #: consecutive tokens of a part are merged into one key / value token.
 MERGE_SIZES = {8: (196, 56, 28), 4: (49, 14, 7), 2: (2, 1)}
 WINDOW = 7  # the hybrid-scale attention's local windows (hard-coded in the official code)
-QUERY_CHUNK = 1024  # queries per chunk of the explicit attention (bounds its memory)
+QUERY_CHUNK = 4096  # queries per chunk of the explicit attention (bounds its memory; the
+# stage-1 map at 224, 3136 tokens, fits one chunk: the significance is then the official mean)
 
 
 def sincos_pos_embed(dim, size):
@@ -303,7 +304,8 @@ class SelfGuidedAttention(_AttentionBase):
             bounds = [0, n // 2, n]
         merged = []
         for i, size in enumerate(self.merge_sizes):
-            part = torch.gather(tokens, 1, order[:, bounds[i]:bounds[i + 1], None].expand(-1, -1, c))
+            index = order[:, bounds[i]:bounds[i + 1], None].expand(-1, -1, c)
+            part = torch.gather(tokens, 1, index)
             groups = math.ceil(part.shape[1] / size)
             part = F.pad(part, (0, 0, 0, groups * size - part.shape[1]))  # zero-fill the last
             merge = getattr(self, f'f{i + 1}')

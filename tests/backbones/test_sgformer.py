@@ -194,3 +194,16 @@ def test_bad_arguments_are_clear_errors():
 ])
 def test_demo_config_trains_one_step(config, task, demo_data, tmp_path):
     run_demo_train_step(config, demo_data, tmp_path, task)
+
+
+def test_chunked_attention_equals_one_chunk(monkeypatch):
+    """Long maps attend in query chunks; maps up to QUERY_CHUNK tokens (all of them at 224, where
+    the official numbers are reproduced bit for bit) in one."""
+    import plugins.backbones.sgformer as sgformer
+    assert sgformer.QUERY_CHUNK >= 56 * 56
+    q, k, v = torch.randn(2, 2, 50, 8), torch.randn(2, 2, 9, 8), torch.randn(2, 2, 9, 8)
+    whole = sgformer.softmax_attention(q, k, v, 0.3, key_significance=True)
+    monkeypatch.setattr(sgformer, 'QUERY_CHUNK', 16)
+    chunked = sgformer.softmax_attention(q, k, v, 0.3, key_significance=True)
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b)
