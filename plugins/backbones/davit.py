@@ -30,7 +30,7 @@ from ..mixers.channel_group import ChannelGroupAttention
 from ..mixers.window import ShiftedWindowAttention
 from ..registry import MODELS
 from .base import AttentionBackbone
-from .layers import ChannelLayerNorm, TokenMlp
+from .layers import ChannelLayerNorm, NormConvDownsample, TokenMlp
 
 
 class ConvPosEnc(nn.Module):
@@ -57,20 +57,6 @@ class DaViTStem(nn.Module):
         h, w = x.shape[2:]
         x = F.pad(x, (0, -w % 4, 0, -h % 4))
         return self.norm(self.conv(x))
-
-
-class DaViTDownsample(nn.Module):
-    """LayerNorm over channels, zero-pad to even sizes, 2x2 stride-2 convolution."""
-
-    def __init__(self, in_channels, dim):
-        super().__init__()
-        self.norm = ChannelLayerNorm(in_channels)
-        self.conv = nn.Conv2d(in_channels, dim, 2, 2)
-
-    def forward(self, x):
-        x = self.norm(x)
-        h, w = x.shape[2:]
-        return self.conv(F.pad(x, (0, -w % 2, 0, -h % 2)))
 
 
 class DaViTBlock(nn.Module):
@@ -166,7 +152,7 @@ class DaViT(AttentionBackbone):
         stages = []
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             downsample = (DaViTStem(in_channels, dim) if i == 0
-                          else DaViTDownsample(dims[i - 1], dim))
+                          else NormConvDownsample(dims[i - 1], dim))
             blocks = [nn.Sequential(*[
                 DaViTBlock(dim, heads[i], attention, window_size, mlp_ratio, qkv_bias,
                            rates[i][2 * j + k], act_cfg)

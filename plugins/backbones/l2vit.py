@@ -29,7 +29,7 @@ from ..mixers.enhanced_linear_attention import EnhancedLinearAttention
 from ..mixers.window import ShiftedWindowAttention
 from ..registry import MODELS
 from .base import AttentionBackbone
-from .layers import ChannelLayerNorm, TokenMlp
+from .layers import ChannelLayerNorm, NormConvDownsample, TokenMlp
 
 
 class ConvPosEnc(nn.Module):
@@ -57,20 +57,6 @@ class L2ViTStem(nn.Module):
     def forward(self, x):
         h, w = x.shape[2:]
         return self.norm(self.proj(F.pad(x, (0, -w % 4, 0, -h % 4))))
-
-
-class L2ViTDownsample(nn.Module):
-    """LayerNorm over channels, zero-pad to even sizes, 2x2 stride-2 convolution."""
-
-    def __init__(self, in_channels, dim):
-        super().__init__()
-        self.norm = ChannelLayerNorm(in_channels)
-        self.conv = nn.Conv2d(in_channels, dim, 2, 2)
-
-    def forward(self, x):
-        x = self.norm(x)
-        h, w = x.shape[2:]
-        return self.conv(F.pad(x, (0, -w % 2, 0, -h % 2)))
 
 
 class LocalWindowBlock(nn.Module):
@@ -189,7 +175,7 @@ class L2ViT(AttentionBackbone):
         stages = []
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             downsample = (L2ViTStem(in_channels, dim, norm_cfg) if i == 0
-                          else L2ViTDownsample(dims[i - 1], dim))
+                          else NormConvDownsample(dims[i - 1], dim))
             blocks = [LocalWindowBlock(dim, heads[i], window_size, mlp_ratio, rates[i][j], act_cfg)
                       if j % 2 == 0 else
                       LinearGlobalBlock(dim, heads[i], mlp_ratio, rates[i][j], lcm_kernel_size,

@@ -1,5 +1,6 @@
 """Small layers that several backbones of the toolkit share (no attention in here)."""
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
 
 
@@ -22,3 +23,18 @@ class TokenMlp(nn.Module):
 
     def forward(self, x):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class NormConvDownsample(nn.Module):
+    """Down-sampling of DaViT and L2ViT (and the ConvNeXt family): LayerNorm over channels,
+    zero-pad to even sizes, 2x2 stride-2 convolution (keys ``norm``, ``conv``)."""
+
+    def __init__(self, in_channels: int, dim: int):
+        super().__init__()
+        self.norm = ChannelLayerNorm(in_channels)
+        self.conv = nn.Conv2d(in_channels, dim, 2, 2)
+
+    def forward(self, x):
+        x = self.norm(x)
+        h, w = x.shape[2:]
+        return self.conv(F.pad(x, (0, -w % 2, 0, -h % 2)))
