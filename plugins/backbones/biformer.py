@@ -19,7 +19,7 @@ from ..mixers.bilevel_routing import BiLevelRoutingAttention
 from ..ops.global_attention import global_attention
 from ..registry import MODELS
 from .base import AttentionBackbone
-from .layers import ChannelLayerNorm, TokenMlp
+from .layers import ChannelLayerNorm, PreNormBlock, TokenMlp
 
 
 class GlobalAttentionLePE(nn.Module):
@@ -43,7 +43,7 @@ class GlobalAttentionLePE(nn.Module):
         return self.proj(out).transpose(1, 2).reshape(b, c, h, w)
 
 
-class BiFormerBlock(nn.Module):
+class BiFormerBlock(PreNormBlock):
     """``x + DWConv3x3(x)``; ``x + Attn(LN(x))``; ``x + MLP(LN(x))`` (Fig. 3 (a)), NCHW in and out.
 
     ``topk > 0``: bi-level routing attention with ``topk`` regions; ``topk == -2``: global
@@ -69,12 +69,7 @@ class BiFormerBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x):
-        x = x + self.pos_embed(x)
-        x = x.permute(0, 2, 3, 1)  # B C H W -> B H W C
-        attn = self.attn(self.norm1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        x = x + self.drop_path(attn)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x.permute(0, 3, 1, 2)
+        return super().forward(x + self.pos_embed(x))
 
 
 class BiFormerStage(nn.Module):

@@ -25,7 +25,7 @@ from torch.nn.init import trunc_normal_
 from ..mixers.factorization import FactorizationAttention
 from ..registry import MODELS
 from .base import AttentionBackbone
-from .layers import ChannelLayerNorm
+from .layers import ChannelLayerNorm, PreNormBlock
 
 
 class OverlapPatchEmbed(nn.Module):
@@ -56,7 +56,7 @@ class DWConvMlp(nn.Module):
         return self.fc2(self.act(x))
 
 
-class FaViTBlock(nn.Module):
+class FaViTBlock(PreNormBlock):
     """``x + FaSA(LN(x))``, ``x + MLP(LN(x))`` (pre-norm transformer block), NCHW in and out."""
 
     def __init__(self, dim, num_heads, sr_ratio, mlp_ratio, drop_path, window_size=7,
@@ -68,13 +68,6 @@ class FaViTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = DWConvMlp(dim, int(dim * mlp_ratio), act_cfg)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, x):
-        x = x.permute(0, 2, 3, 1)  # B C H W -> B H W C
-        attn = self.attn(self.norm1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        x = x + self.drop_path(attn)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x.permute(0, 3, 1, 2)
 
 
 class FaViTStage(nn.Module):

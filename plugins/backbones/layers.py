@@ -38,3 +38,26 @@ class NormConvDownsample(nn.Module):
         x = self.norm(x)
         h, w = x.shape[2:]
         return self.conv(F.pad(x, (0, -w % 2, 0, -h % 2)))
+
+
+class PreNormBlock(nn.Module):
+    """Body of the pre-norm transformer blocks (NCHW in and out), with ``norm1``, ``attn`` (a
+    ``(B, C, H, W)`` mixer), ``norm2``, ``mlp`` (channels-last), ``drop_path`` and optional
+    layer-scale vectors ``gamma1`` / ``gamma2`` (set them after ``super().__init__()``):
+    ``x + gamma1 * attn(LN(x))``, then ``x + gamma2 * MLP(LN(x))``."""
+
+    def __init__(self):
+        super().__init__()
+        self.gamma1 = self.gamma2 = None
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)  # B C H W -> B H W C
+        attn = self.attn(self.norm1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        if self.gamma1 is not None:
+            attn = self.gamma1 * attn
+        x = x + self.drop_path(attn)
+        mlp = self.mlp(self.norm2(x))
+        if self.gamma2 is not None:
+            mlp = self.gamma2 * mlp
+        x = x + self.drop_path(mlp)
+        return x.permute(0, 3, 1, 2)

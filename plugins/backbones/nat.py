@@ -17,7 +17,7 @@ from torch.nn.init import trunc_normal_
 from ..mixers.neighborhood import NeighborhoodAttention2d
 from ..registry import MODELS
 from .base import AttentionBackbone
-from .layers import TokenMlp
+from .layers import PreNormBlock, TokenMlp
 
 
 def _alternate(pattern, depth):
@@ -67,7 +67,7 @@ class ConvDownsampler(nn.Module):
         return self.norm(self.reduction(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
-class NATBlock(nn.Module):
+class NATBlock(PreNormBlock):
     """``x + gamma1 * NA(LN(x))``, ``x + gamma2 * MLP(LN(x))`` (NAT Fig. 4); NCHW in and out."""
 
     def __init__(self, dim, num_heads, kernel_size, dilation, mlp_ratio, drop_path,
@@ -81,19 +81,6 @@ class NATBlock(nn.Module):
         if layer_scale:
             self.gamma1 = nn.Parameter(layer_scale * torch.ones(dim))
             self.gamma2 = nn.Parameter(layer_scale * torch.ones(dim))
-        else:
-            self.gamma1 = self.gamma2 = None
-
-    def forward(self, x):
-        x = x.permute(0, 2, 3, 1)  # B C H W -> B H W C
-        attn = self.attn(self.norm1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        if self.gamma1 is not None:
-            x = x + self.drop_path(self.gamma1 * attn)
-            x = x + self.drop_path(self.gamma2 * self.mlp(self.norm2(x)))
-        else:
-            x = x + self.drop_path(attn)
-            x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x.permute(0, 3, 1, 2)
 
 
 class NATStage(nn.Module):
