@@ -20,12 +20,11 @@ beside this one with the same weights (converted by the ``favit`` converter; fp3
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer
 from mmcv.cnn.bricks import DropPath
-from torch.nn.init import trunc_normal_
 
 from ..mixers.factorization import FactorizationAttention
 from ..registry import MODELS
 from .base import AttentionBackbone
-from .layers import ChannelLayerNorm, PreNormBlock
+from .layers import ChannelLayerNorm, PreNormBlock, pvt_init_
 
 
 class OverlapPatchEmbed(nn.Module):
@@ -144,14 +143,5 @@ class FaViT(AttentionBackbone):
 
     def init_weights(self):
         if self.init_cfg is None:  # the official initialisation
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    trunc_normal_(m.weight, std=.02)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.Conv2d):
-                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                    nn.init.normal_(m.weight, 0, (2.0 / fan_out) ** 0.5)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+            pvt_init_(self)
         super().init_weights()

@@ -2,6 +2,7 @@
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
+from torch.nn.init import trunc_normal_
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -61,3 +62,18 @@ class PreNormBlock(nn.Module):
             mlp = self.gamma2 * mlp
         x = x + self.drop_path(mlp)
         return x.permute(0, 3, 1, 2)
+
+
+def pvt_init_(module: nn.Module) -> None:
+    """The initialisation of the PVT / VAN family's official code, in place: Linear weights
+    truncated normal (std 0.02), Conv2d weights normal with std ``sqrt(2 / fan_out)``, biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+        elif isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            nn.init.normal_(m.weight, 0, (2.0 / fan_out) ** 0.5)
+        else:
+            continue
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)

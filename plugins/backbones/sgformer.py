@@ -38,11 +38,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
-from torch.nn.init import trunc_normal_
 
 from ..ops.utils import pad_to_multiple
 from ..registry import MODELS
 from .base import AttentionBackbone
+from .layers import pvt_init_
 
 #: Merge sizes of the self-guided attention per reduction ratio (the official ``f1, f2, f3``):
 #: the sorted tokens are cut into parts (lowest significance first) and every ``size``
@@ -456,14 +456,5 @@ class SGFormer(AttentionBackbone):
 
     def init_weights(self):
         if self.init_cfg is None:  # the official initialisation
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    trunc_normal_(m.weight, std=.02)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.Conv2d):
-                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                    nn.init.normal_(m.weight, 0, (2.0 / fan_out) ** 0.5)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+            pvt_init_(self)
         super().init_weights()

@@ -14,6 +14,7 @@ from mmcv.cnn.bricks import DropPath
 from ..blocks.lka import LargeKernelAttention
 from ..registry import MODELS
 from .base import AttentionBackbone
+from .layers import pvt_init_
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -148,10 +149,5 @@ class VAN(AttentionBackbone):
 
     def init_weights(self):
         if self.init_cfg is None:  # the official initialisation
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-                    nn.init.normal_(m.weight, 0, (2.0 / fan_out)**0.5)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+            pvt_init_(self)
         super().init_weights()
