@@ -175,12 +175,29 @@ def _method(module: nn.Module, name: str) -> Callable:
     return Bound()
 
 
+def _refuse_inputs(module: nn.Module, accepts: Callable[[int, int], bool], needs: str):
+    """Make ``module`` raise a ValueError that says what it ``needs`` on inputs it cannot take
+    (instead of a failed assertion or a shape error deep inside)."""
+    def check(mod, args):
+        h, w = args[0].shape[-2:]
+        if not accepts(h, w):
+            raise ValueError(f'{needs}, got {h}x{w}')
+    module.register_forward_pre_hook(check)
+    return module
+
+
+def _only_224(module: nn.Module, what: str) -> nn.Module:
+    return _refuse_inputs(module, lambda h, w: h == w == 224, f'{what} takes 224x224 only')
+
+
 # ---------------------------------------------------------------------------------- timm peers
 
 @register_peer('HaloNet', label='timm {timm_name}',
                presets={'halonet26t': 'halonet26t', 'halonet50ts': 'halonet50ts'})
 def _halonet(preset, timm_name, ctx):
-    return timm_features(timm_name)
+    # timm's halo blocks need every stage divisible by the block size (it asserts, no message)
+    return _refuse_inputs(timm_features(timm_name), lambda h, w: h % 256 == w % 256 == 0,
+                          'timm needs sides that are multiples of 256')
 
 
 @register_peer('DaViT', label='timm {timm_name}',
@@ -289,6 +306,97 @@ def _nat(preset, name, ctx):
                         'base': 'dinat_base'})
 def _dinat(preset, name, ctx):
     return _nat_official('dinat', name, ctx)
+
+
+@register_peer('FaViT', label='official favit.py {name}',
+               presets={'b0': 'favit_b0', 'b1': 'favit_b1', 'b2': 'favit_b2', 'b3': 'favit_b3'})
+def _favit(preset, name, ctx):
+    _timm_or_unavailable()
+    mod = ctx.import_official('q2479036243/FaViT', 'FaViT/classification', 'favit')
+    return _method(getattr(mod, name)(), 'forward_features')
+
+
+@register_peer('L2ViT', label='official l2vit.py {name}',
+               presets={'tiny': 'L2ViT_Tiny', 'small': 'L2ViT_Small', 'base': 'L2ViT_Base'})
+def _l2vit(preset, name, ctx):
+    _timm_or_unavailable()
+    mod = ctx.import_official('ChuanyangZheng/L2ViT', 'classification/models', 'l2vit')
+    return _method(getattr(mod, name)(), 'forward_features')
+
+
+@register_peer('InLinePVT', label='official inline_pvt.py {name}',
+               presets={p: f'inline_pvt_{p}' for p in ('tiny', 'small', 'medium', 'large')})
+def _inline_pvt(preset, name, ctx):
+    _timm_or_unavailable()
+    mod = ctx.import_official('LeapLabTHU/InLine', 'models', 'inline_pvt')
+    # the official config's defaults (config.py): InLine attention everywhere, no K/V reduction
+    model = getattr(mod, name)(attn_type='IIII', la_sr_ratios='1111')
+    return _method(model, 'forward_features')
+
+
+# the official cfgs/inline_swin_{t,s,b}.yaml (window 56: global attention at 224 in stage 1)
+_INLINE_SWIN = {
+    'tiny': dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], attn_type='IIIS'),
+    'small': dict(embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], attn_type='IISS'),
+    'base': dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32],
+                 attn_type='IIMS2'),
+}
+
+
+@register_peer('InLineSwin', label='official inline_swin.py InLineSwin-{name}',
+               presets={p: p for p in _INLINE_SWIN})
+def _inline_swin(preset, name, ctx):
+    _timm_or_unavailable()
+    mod = ctx.import_official('LeapLabTHU/InLine', 'models', 'inline_swin')
+    model = mod.InLineSwin(img_size=224, window_size=56, **_INLINE_SWIN[name])
+    # its blocks hold the input resolution they were built for (masks, merging)
+    return _only_224(_method(model, 'forward_features'), 'the official InLine-Swin')
+
+
+def _stub_fvcore() -> Dict[str, types.ModuleType]:
+    """The official STViT imports fvcore's FLOP counter at module level (used by its test only)."""
+    try:
+        importlib.import_module('fvcore.nn')
+        return {}
+    except ImportError:
+        pass
+    pkgs = {n: types.ModuleType(n) for n in ('fvcore', 'fvcore.nn')}
+    pkgs['fvcore.nn'].FlopCountAnalysis = pkgs['fvcore.nn'].flop_count_table = None
+    return pkgs
+
+
+@register_peer('STViT', label='official stvit.py {name}',
+               presets={'small': 'stvit_small', 'base': 'stvit_base', 'large': 'stvit_large'})
+def _stvit(preset, name, ctx):
+    _timm_or_unavailable()
+    _require('scipy.io', 'the official STViT imports it')
+    mod = ctx.import_official('hhb072/STViT', 'models', 'stvit', modules=_stub_fvcore())
+    args = types.SimpleNamespace(drop=0., drop_path=0.)
+    return _method(getattr(mod, name)(args), 'forward_features')
+
+
+@register_peer('SGFormer', label='official sgformer.py {name}',
+               presets={'s': 'sgformer_s', 'm': 'sgformer_m', 'b': 'sgformer_b'})
+def _sgformer(preset, name, ctx):
+    _timm_or_unavailable()
+    mod = ctx.import_official('OliverRensu/SG-Former', '', 'sgformer')
+    with _numpy_float_alias():  # its position embedding asks numpy for np.float (numpy < 1.24)
+        model = getattr(mod, name)()
+    # a 56x56 position embedding and token counts fixed for 224 in its attention
+    return _only_224(_method(model, 'forward_features'), 'the official SG-Former')
+
+
+@contextlib.contextmanager
+def _numpy_float_alias():
+    import numpy as np
+    had = 'float' in np.__dict__
+    if not had:
+        np.float = float
+    try:
+        yield
+    finally:
+        if not had:
+            del np.float
 
 
 def matching(pattern: str, names):

@@ -3,9 +3,10 @@
 For each preset and input (224x224 batch 1 and batch 8, 800x1216 batch 1 by default) the toolkit's
 backbone (all stage outputs) and its peer (``benchmarks/backbone_peers.py``: timm's model or the
 official code) run forward in eval mode without gradients, in the same process, fp32, CPU. Reported:
-milliseconds per image (median over repeats, the timing of ``benchmarks/mixers.py``: process CPU
-time with one thread) and images per second, and the peak tensor memory of the call beyond the
-weights and the input (``benchmarks.mixers.peak_memory``: the torch profiler's allocation events).
+milliseconds per image (median over repeats that alternate between ours and the peer; process CPU
+time with one thread, the clock of ``benchmarks/mixers.py``) and images per second, and the peak
+tensor memory of the call beyond the weights and the input (``benchmarks.mixers.peak_memory``: the
+torch profiler's allocation events, in a forked child).
 
 Every case is time-bound: a model whose call, projected from its last measured input (linear in
 pixels), would take longer than ``--max-call-s`` or more memory than ``--max-mb`` is skipped there
@@ -19,6 +20,7 @@ Usage:
 import argparse
 import json
 import os
+import statistics
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -30,10 +32,11 @@ if ROOT not in sys.path:
 
 from benchmarks import backbone_peers  # noqa: E402
 from benchmarks.backbone_peers import OFFICIAL_ROOT_ENV, PeerContext, PeerUnavailable  # noqa: E402
-from benchmarks.mixers import MEMORY_MAX_S, peak_memory, time_call  # noqa: E402
+from benchmarks.mixers import clock, peak_memory  # noqa: E402
 
 DEFAULT_SIZES = [(224, 224, 1), (224, 224, 8), (800, 1216, 1)]
 OUT = os.path.join(ROOT, 'benchmarks', 'results', 'backbones.md')
+MEMORY_MAX_S = 40.  # the peak memory repeats the call once: skipped for slower calls
 
 
 def all_presets() -> List[Tuple[str, str]]:
@@ -79,16 +82,43 @@ def _projected_skip(prev: Optional[dict], pixels: int, max_call_s: float,
     return None
 
 
-def measure(model, size, repeat: int, budget_s: float) -> Dict[str, Optional[float]]:
+_MEASURE_ERRORS = (RuntimeError, ValueError, MemoryError, AssertionError)
+
+
+def _clock_call(run) -> float:
+    t0 = clock()
+    run()
+    return clock() - t0
+
+
+def measure_pair(models: Dict[str, object], size, repeat: int,
+                 budget_s: float) -> Dict[str, dict]:
+    """``{who: dict(ms, mb) or dict(note)}`` of the given models on one input. After one warm-up
+    call each, the timed calls alternate between the models (ours, peer, ours, ...), so that a
+    drift of the machine's speed during the case weighs on both sides alike; ms is the median of
+    up to ``repeat`` calls within about ``budget_s`` per model (one call where slower)."""
     h, w, batch = size
     x = torch.randn(batch, 3, h, w)
-
-    def run():
-        with torch.no_grad():
-            model(x)
-    ms = time_call(run, budget_s, max_reps=repeat)
-    mb = peak_memory(run) if ms < MEMORY_MAX_S * 1e3 else None
-    return dict(ms=ms, mb=mb)
+    runs, first, out = {}, {}, {}
+    for who, model in models.items():
+        def run(model=model):
+            with torch.no_grad():
+                model(x)
+        try:
+            first[who] = _clock_call(run)
+            runs[who] = run
+        except _MEASURE_ERRORS as err:
+            out[who] = dict(note=f'failed: {type(err).__name__}: {str(err)[:100]}')
+    slowest = max(first.values(), default=0.)
+    reps = 1 if slowest > budget_s else max(1, min(repeat, int(budget_s / max(slowest, 1e-6))))
+    times = {who: [] for who in runs}
+    for _ in range(reps):
+        for who, run in runs.items():
+            times[who].append(_clock_call(run))
+    for who, run in runs.items():
+        ms = statistics.median(times[who]) * 1e3
+        out[who] = dict(ms=ms, mb=peak_memory(run) if ms < MEMORY_MAX_S * 1e3 else None)
+    return out
 
 
 def run_preset(arch: str, preset: str, sizes, ctx: PeerContext, repeat: int = 3,
@@ -114,21 +144,23 @@ def run_preset(arch: str, preset: str, sizes, ctx: PeerContext, repeat: int = 3,
     rows, last = [], {}
     for size in sizes:
         pixels = size[0] * size[1] * size[2]
+        notes = dict(errors)
+        for who in models:
+            if who not in notes:
+                why = _projected_skip(last.get(who), pixels, max_call_s, max_mb)
+                if why:
+                    notes[who] = why
+        got = measure_pair({w: m for w, m in models.items() if w not in notes}, size, repeat,
+                           budget_s)
         for who in ('ours', 'peer'):
             row = dict(case=name, arch=arch, preset=preset, size=list(size), who=who,
                        label=labels[who], ms=None, mb=None)
-            if who in errors:
-                row['note'] = errors[who]
+            if who in notes:
+                row['note'] = notes[who]
             else:
-                why = _projected_skip(last.get(who), pixels, max_call_s, max_mb)
-                if why:
-                    row['note'] = why
-                else:
-                    try:
-                        row.update(measure(models[who], size, repeat, budget_s))
-                        last[who] = dict(row, pixels=pixels)
-                    except (RuntimeError, ValueError, MemoryError, AssertionError) as err:
-                        row['note'] = f'failed: {type(err).__name__}: {str(err)[:100]}'
+                row.update(got[who])
+                if row['ms'] is not None:
+                    last[who] = dict(row, pixels=pixels)
             rows.append(row)
         ours, peer = rows[-2], rows[-1]
         log(f'{name} {size[0]}x{size[1]} b{size[2]}: ours {_per_img(ours)} ms/img, '
@@ -194,10 +226,11 @@ def write_markdown(rows: List[dict], path: str) -> None:
     lines = ['# Backbone benchmark (CPU, fp32, forward, eval, no grad)', '',
              'Generated by `python -m benchmarks.backbones`; do not edit by hand.', '',
              f'torch {torch.__version__}, {torch.get_num_threads()} thread(s). ms/img: median '
-             'time of one call divided by the batch (process CPU time with one thread, wall '
-             'time otherwise); img/s = 1000 / (ms/img). Peak MB: the most tensor memory alive '
-             'during the call beyond the weights and the input (torch profiler allocation '
-             'events). ratio = peer ms/img / our ms/img (> 1: ours is faster). Every backbone '
+             'time of one call divided by the batch, the calls of ours and of the peer '
+             'alternating (process CPU time with one thread, wall time otherwise); img/s = '
+             '1000 / (ms/img). Peak MB: the most tensor memory alive during the call beyond the '
+             'weights and the input (torch profiler allocation events, in a forked child). '
+             'ratio = peer ms/img / our ms/img (> 1: ours is faster). Every backbone '
              'returns all four stages; the official classification models compute their last '
              'stage and a pooling instead. Peers run with their own random weights; a peer '
              'that cannot run here is n/a with the reason.', '',

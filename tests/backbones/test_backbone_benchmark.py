@@ -69,3 +69,58 @@ def test_official_code_is_imported_from_the_root_and_removed_after(tmp_path):
 def test_timm_peers_build_feature_extractors():
     label, peer = backbone_peers.build_peer('HaloNet', 'halonet26t', PeerContext())
     assert label == 'timm halonet26t' and len(peer.feature_info) == 5
+    with pytest.raises(ValueError, match='multiples of 256, got 224x256'):
+        peer(torch.randn(1, 3, 224, 256))
+
+
+def test_timed_calls_alternate_between_ours_and_the_peer():
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, who, fails=False):
+            super().__init__()
+            self.who, self.fails = who, fails
+
+        def forward(self, x):
+            if self.fails:
+                raise ValueError('cannot take this input')
+            calls.append(self.who)
+            return x * 2
+
+    got = backbones.measure_pair({'ours': Recorder('ours'), 'peer': Recorder('peer')},
+                                 (8, 8, 1), repeat=3, budget_s=1.)
+    assert calls == ['ours', 'peer'] + ['ours', 'peer'] * 3
+    assert got['ours']['ms'] > 0 and got['peer']['mb'] >= 0
+    got = backbones.measure_pair({'ours': Recorder('ours'), 'peer': Recorder('peer', True)},
+                                 (8, 8, 1), repeat=1, budget_s=1.)
+    assert got['peer'] == dict(note='failed: ValueError: cannot take this input')
+    assert got['ours']['ms'] > 0
+
+
+def test_peak_memory_is_measured_in_a_child_process():
+    from benchmarks.mixers import peak_memory
+    held = []
+    assert 3.9 < peak_memory(lambda: held.append(torch.ones(2 ** 20))) < 4.1  # 4 MB of floats
+    assert held == []  # the call ran in the forked child, not here
+
+
+@pytest.mark.skipif(import_timm() is None, reason='timm is not installed')
+def test_a_peer_built_for_224_says_so_and_numpy_is_left_as_it_was(tmp_path):
+    """A stand-in SG-Former checkout: its build asks numpy for the removed ``np.float`` alias
+    (given for the build only); inputs other than 224x224 get a ValueError that says so."""
+    import numpy as np
+    checkout = tmp_path / 'OliverRensu+SG-Former'
+    checkout.mkdir()
+    (checkout / 'sgformer.py').write_text(
+        'import numpy as np\nimport torch.nn as nn\n'
+        'class SG(nn.Conv2d):\n'
+        '    def forward_features(self, x):\n'
+        '        return self(x)\n'
+        'def sgformer_s():\n'
+        '    assert np.float is float\n'
+        '    return SG(3, 4, 1)\n')
+    label, peer = backbone_peers.build_peer('SGFormer', 's', PeerContext(str(tmp_path)))
+    assert label == 'official sgformer.py sgformer_s' and 'float' not in np.__dict__
+    assert peer(torch.randn(1, 3, 224, 224)).shape == (1, 4, 224, 224)
+    with pytest.raises(ValueError, match='official SG-Former takes 224x224 only, got 256x224'):
+        peer(torch.randn(1, 3, 256, 224))
