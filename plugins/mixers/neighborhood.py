@@ -68,6 +68,14 @@ class NeighborhoodAttention2d(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
+    def attention_macs(self, x: torch.Tensor) -> int:
+        """Multiply-adds of the neighborhood products on ``x`` as the NAT papers count them:
+        ``k x k`` keys per query (fewer on an axis shorter than the kernel), for q.k and a.v
+        (see :func:`plugins.utils.flops.count_flops`)."""
+        b, c, h, w = x.shape
+        keys = min(self.kernel_size[0], h) * min(self.kernel_size[1], w)
+        return 2 * b * h * w * keys * c
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         dil = (clamp_dilation(h, self.kernel_size[0], self.dilation[0]),

@@ -4,7 +4,8 @@
 
 Parameters are counted by the convention of each reference entry (e.g. with the ImageNet
 classifier where the official release counts it); FLOPs by mmengine's analyser at the reference
-input size (multiply-adds, the papers' convention), backbone only.
+input size (multiply-adds, the papers' convention; neighborhood attention at its k x k cost, see
+plugins/utils/flops.py), backbone only.
 """
 import argparse
 import os.path as osp
@@ -14,12 +15,12 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
-from mmengine.analysis import get_model_complexity_info  # noqa: E402
 
 import plugins  # noqa: E402,F401
 from plugins.backbones.reference import (count_params_like_the_source,  # noqa: E402
                                          load_reference)
 from plugins.registry import MODELS  # noqa: E402
+from plugins.utils.flops import count_flops  # noqa: E402
 
 
 def rows():
@@ -28,8 +29,7 @@ def rows():
         for preset, ref in entry['presets'].items():
             backbone = cls(arch=preset).eval()
             size = ref.get('input', 224)
-            flops = get_model_complexity_info(backbone, inputs=(torch.rand(1, 3, size, size), ),
-                                              show_table=False, show_arch=False)['flops']
+            flops = count_flops(backbone, (torch.rand(1, 3, size, size), ))
             yield dict(arch=arch_name, preset=preset, size=size,
                        params=count_params_like_the_source(backbone, arch_name, preset),
                        flops=flops / 1e9, ref=ref, convention=entry['convention'],

@@ -3,7 +3,8 @@
     python tools/analysis/get_flops.py CONFIG --shape 800 1216 [--backbone-only]
 
 FLOPs are counted by mmengine's analyser (one multiply-add = one FLOP, the convention of the
-papers' tables) on a forward pass in ``mode='tensor'`` (no post-processing).
+papers' tables; neighborhood attention at its k x k cost, see plugins/utils/flops.py) on a
+forward pass in ``mode='tensor'`` (no post-processing).
 """
 import argparse
 import os.path as osp
@@ -12,10 +13,10 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
-from mmengine.analysis import get_model_complexity_info  # noqa: E402
 from mmengine.registry import MODELS, DefaultScope  # noqa: E402
 
 import plugins  # noqa: E402,F401
+from plugins.utils.flops import count_flops  # noqa: E402
 from plugins.utils.tools import DictAction, load_config  # noqa: E402
 
 
@@ -40,9 +41,8 @@ def count(config, shape, backbone_only=False, cfg_options=None):
             model = TensorMode(MODELS.build(cfg.model))
     model.eval()
     channels = cfg.model.get('backbone', {}).get('in_channels', 3)
-    info = get_model_complexity_info(model, inputs=(torch.rand(1, channels, *shape), ),
-                                     show_table=False, show_arch=False)
-    return info['params'], info['flops']
+    params = sum(p.numel() for p in model.parameters())
+    return params, count_flops(model, (torch.rand(1, channels, *shape), ))
 
 
 def main(argv=None):
