@@ -313,6 +313,9 @@ def main(argv=None):
             kept = json.load(f)
         fresh = {(r['case'], tuple(r['size'])) for r in rows}
         rows = [r for r in kept if (r['case'], tuple(r['size'])) not in fresh] + rows
+    order = {case_name(*p): i for i, p in enumerate(presets)}
+    rows.sort(key=lambda r: (order.get(r['case'], len(order)), r['size'][0] * r['size'][1],
+                             r['size'][2], r['who']))
     os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
     with open(raw, 'w') as f:
         json.dump(rows, f, indent=0)
