@@ -145,9 +145,12 @@ class DWConvMlp(nn.Module):
 
     def forward(self, x, size):
         x = self.fc1(x)
+        x = x + self._conv(x, size)  # the conv output is freed before GELU allocates (memory)
+        return self.fc2(self.act(x))
+
+    def _conv(self, x, size):
         b, n, c = x.shape
-        conv = self.dwconv(x.transpose(1, 2).view(b, c, *size)).flatten(2).transpose(1, 2)
-        return self.fc2(self.act(x + conv))
+        return self.dwconv(x.transpose(1, 2).view(b, c, *size)).flatten(2).transpose(1, 2)
 
 
 class _AttentionBase(nn.Module):
