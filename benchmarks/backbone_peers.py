@@ -217,18 +217,21 @@ def _van(preset, name, ctx):
     return _method(getattr(mod, name)(pretrained=False), 'forward_features')
 
 
-def _stub_fairscale() -> Dict[str, types.ModuleType]:
-    """BiFormer imports fairscale's ``checkpoint_wrapper`` for training with checkpointing only;
-    where fairscale is not installed, an identity stand-in (no effect on inference)."""
+def _stand_in(module: str, **attrs) -> Dict[str, types.ModuleType]:
+    """Empty modules standing in for ``module`` and its parent packages, with ``attrs`` set on
+    it, where it is not installed (for an official file that imports what inference never uses);
+    nothing where it is installed."""
     try:
-        importlib.import_module('fairscale.nn.checkpoint')
+        importlib.import_module(module)
         return {}
     except ImportError:
         pass
-    names = ('fairscale', 'fairscale.nn', 'fairscale.nn.checkpoint')
-    pkgs = {n: types.ModuleType(n) for n in names}
-    pkgs['fairscale.nn.checkpoint'].checkpoint_wrapper = lambda m, *a, **k: m
-    return pkgs
+    parts = module.split('.')
+    mods = {'.'.join(parts[:i]): types.ModuleType('.'.join(parts[:i]))
+            for i in range(1, len(parts) + 1)}
+    for name, value in attrs.items():
+        setattr(mods[module], name, value)
+    return mods
 
 
 @register_peer('BiFormer', label='official biformer.py {name}',
@@ -236,8 +239,9 @@ def _stub_fairscale() -> Dict[str, types.ModuleType]:
 def _biformer(preset, name, ctx):
     _timm_or_unavailable()
     _require('einops', 'the official BiFormer imports it; requirements/peers.txt pins it')
-    mod = ctx.import_official('rayleizhu/BiFormer', '', 'models.biformer',
-                              modules=_stub_fairscale())
+    # fairscale's checkpoint_wrapper serves training with checkpointing only: identity
+    mod = ctx.import_official('rayleizhu/BiFormer', '', 'models.biformer', modules=_stand_in(
+        'fairscale.nn.checkpoint', checkpoint_wrapper=lambda m, *a, **k: m))
     # auto_pad: the official switch that pads to region multiples (our backbone always does)
     return _method(getattr(mod, name)(pretrained=False, auto_pad=True), 'forward_features')
 
@@ -353,24 +357,14 @@ def _inline_swin(preset, name, ctx):
     return _only_224(_method(model, 'forward_features'), 'the official InLine-Swin')
 
 
-def _stub_fvcore() -> Dict[str, types.ModuleType]:
-    """The official STViT imports fvcore's FLOP counter at module level (used by its test only)."""
-    try:
-        importlib.import_module('fvcore.nn')
-        return {}
-    except ImportError:
-        pass
-    pkgs = {n: types.ModuleType(n) for n in ('fvcore', 'fvcore.nn')}
-    pkgs['fvcore.nn'].FlopCountAnalysis = pkgs['fvcore.nn'].flop_count_table = None
-    return pkgs
-
-
 @register_peer('STViT', label='official stvit.py {name}',
                presets={'small': 'stvit_small', 'base': 'stvit_base', 'large': 'stvit_large'})
 def _stvit(preset, name, ctx):
     _timm_or_unavailable()
     _require('scipy.io', 'the official STViT imports it')
-    mod = ctx.import_official('hhb072/STViT', 'models', 'stvit', modules=_stub_fvcore())
+    # fvcore's FLOP counter is imported at module level, used by its test only
+    mod = ctx.import_official('hhb072/STViT', 'models', 'stvit', modules=_stand_in(
+        'fvcore.nn', FlopCountAnalysis=None, flop_count_table=None))
     args = types.SimpleNamespace(drop=0., drop_path=0.)
     return _method(getattr(mod, name)(args), 'forward_features')
 

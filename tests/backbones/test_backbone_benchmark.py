@@ -124,3 +124,10 @@ def test_a_peer_built_for_224_says_so_and_numpy_is_left_as_it_was(tmp_path):
     assert peer(torch.randn(1, 3, 224, 224)).shape == (1, 4, 224, 224)
     with pytest.raises(ValueError, match='official SG-Former takes 224x224 only, got 256x224'):
         peer(torch.randn(1, 3, 256, 224))
+
+
+def test_stand_ins_only_for_modules_that_are_missing():
+    mods = backbone_peers._stand_in('not_installed_pkg.nn', counter=None)
+    assert sorted(mods) == ['not_installed_pkg', 'not_installed_pkg.nn']
+    assert mods['not_installed_pkg.nn'].counter is None
+    assert backbone_peers._stand_in('os.path', join=None) == {}
