@@ -32,7 +32,7 @@ if ROOT not in sys.path:
 
 from benchmarks import backbone_peers  # noqa: E402
 from benchmarks.backbone_peers import OFFICIAL_ROOT_ENV, PeerContext, PeerUnavailable  # noqa: E402
-from benchmarks.mixers import clock, peak_memory  # noqa: E402
+from benchmarks.mixers import peak_memory, repeats_within, time_once  # noqa: E402
 
 DEFAULT_SIZES = [(224, 224, 1), (224, 224, 8), (800, 1216, 1)]
 OUT = os.path.join(ROOT, 'benchmarks', 'results', 'backbones.md')
@@ -85,12 +85,6 @@ def _projected_skip(prev: Optional[dict], pixels: int, max_call_s: float,
 _MEASURE_ERRORS = (RuntimeError, ValueError, MemoryError, AssertionError)
 
 
-def _clock_call(run) -> float:
-    t0 = clock()
-    run()
-    return clock() - t0
-
-
 def measure_pair(models: Dict[str, object], size, repeat: int,
                  budget_s: float) -> Dict[str, dict]:
     """``{who: dict(ms, mb) or dict(note)}`` of the given models on one input. After one warm-up
@@ -105,16 +99,15 @@ def measure_pair(models: Dict[str, object], size, repeat: int,
             with torch.no_grad():
                 model(x)
         try:
-            first[who] = _clock_call(run)
+            first[who] = time_once(run)
             runs[who] = run
         except _MEASURE_ERRORS as err:
             out[who] = dict(note=f'failed: {type(err).__name__}: {str(err)[:100]}')
-    slowest = max(first.values(), default=0.)
-    reps = 1 if slowest > budget_s else max(1, min(repeat, int(budget_s / max(slowest, 1e-6))))
+    reps = repeats_within(budget_s, max(first.values(), default=0.), repeat)
     times = {who: [] for who in runs}
     for _ in range(reps):
         for who, run in runs.items():
-            times[who].append(_clock_call(run))
+            times[who].append(time_once(run))
     for who, run in runs.items():
         ms = statistics.median(times[who]) * 1e3
         out[who] = dict(ms=ms, mb=peak_memory(run) if ms < MEMORY_MAX_S * 1e3 else None)

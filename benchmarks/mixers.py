@@ -87,19 +87,24 @@ def clock() -> float:
     return time.process_time() if torch.get_num_threads() == 1 else time.perf_counter()
 
 
+def time_once(run: Callable[[], None]) -> float:
+    """Seconds of one call of ``run`` on :func:`clock`."""
+    t0 = clock()
+    run()
+    return clock() - t0
+
+
+def repeats_within(budget_s: float, first_s: float, max_reps: int) -> int:
+    """How many timed repeats fit ``budget_s`` after a first call of ``first_s`` (at least one,
+    at most ``max_reps``; one where the first call alone exceeds the budget)."""
+    return 1 if first_s > budget_s else max(1, min(max_reps, int(budget_s / max(first_s, 1e-6))))
+
+
 def time_call(run: Callable[[], None], budget_s: float, max_reps: int = 5) -> float:
     """Median time (ms, see :func:`clock`): one warm-up, then up to ``max_reps`` repeats within
     about ``budget_s``; a call slower than ``budget_s`` is timed once more (no further repeats)."""
-    t0 = clock()
-    run()
-    first = clock() - t0
-    reps = 1 if first > budget_s else max(1, min(max_reps, int(budget_s / max(first, 1e-6))))
-    times = []
-    for _ in range(reps):
-        t0 = clock()
-        run()
-        times.append(clock() - t0)
-    return statistics.median(times) * 1e3
+    reps = repeats_within(budget_s, time_once(run), max_reps)
+    return statistics.median(time_once(run) for _ in range(reps)) * 1e3
 
 
 def peak_memory(run: Callable[[], None]) -> Optional[float]:
