@@ -8,9 +8,8 @@ tile with the union of its tile's neighborhoods, which the analyser counts as de
 (NAT-Mini at 224: 0.55 GFLOPs of matmul against 0.14 G of neighborhood products); the NAT / DiNAT
 papers count k x k keys per query (NAT-Mini 2.7 G).
 """
-from typing import Dict
+import contextlib
 
-import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 
@@ -20,8 +19,8 @@ def count_flops(model: nn.Module, inputs: tuple) -> int:
     analyzer = FlopAnalyzer(model, inputs)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
-    total = analyzer.total()
-    exact = _attention_macs(model, inputs)
+    with _recording_attention_macs(model) as exact:  # filled by the analyser's one trace
+        total = analyzer.total()
     if exact:
         traced = analyzer.by_module()
         modules = dict(model.named_modules())
@@ -33,18 +32,17 @@ def count_flops(model: nn.Module, inputs: tuple) -> int:
     return int(total)
 
 
-def _attention_macs(model: nn.Module, inputs: tuple) -> Dict[str, int]:
+@contextlib.contextmanager
+def _recording_attention_macs(model: nn.Module):
+    """``{module name: attention_macs}`` summed over the calls made inside the context."""
     found, hooks = {}, []
     for name, module in model.named_modules():
         if callable(getattr(module, 'attention_macs', None)):
             def record(mod, args, name=name):
                 found[name] = found.get(name, 0) + int(mod.attention_macs(args[0]))
             hooks.append(module.register_forward_pre_hook(record))
-    if hooks:
-        try:
-            with torch.no_grad():
-                model(*inputs)
-        finally:
-            for hook in hooks:
-                hook.remove()
-    return found
+    try:
+        yield found
+    finally:
+        for hook in hooks:
+            hook.remove()
