@@ -6,7 +6,11 @@ A filter as large as the map, applied causally from the top-left corner, ``y[i, 
 ``2H - 1`` x ``2W - 1``, so no wrap-around reaches the kept ``H x W`` block) instead of ``O(N^2)``.
 The FFT lengths are rounded up to even 7-smooth sizes (``2 * 2^a 3^b 5^c 7^d``), which the FFT
 library transforms fastest. Computed in fp32 whatever the input dtype (as Hyena's code does),
-returned in the input dtype. :func:`direct_causal_conv2d` is the ``O(N^2)`` reference."""
+returned in the input dtype. :func:`direct_causal_conv2d` is the ``O(N^2)`` reference.
+
+:func:`fft_conv2d_same` is the centred ("same") depth-wise cross-correlation with a kernel per
+sample and channel, as large as the map or larger, the global branch of HyperZ.Z.W (Zhang, arXiv
+2401.17948); :func:`direct_conv2d_same` is its ``F.conv2d`` reference."""
 import torch
 import torch.nn.functional as F
 
@@ -63,3 +67,39 @@ def direct_causal_conv2d(u: torch.Tensor, k: torch.Tensor, scale: float = 1.0) -
     x = F.pad(u.reshape(-1, C, H, W), (kw - 1, 0, kh - 1, 0))
     y = F.conv2d(x, k.flip(-2, -1).unsqueeze(1).to(u.dtype), groups=C)
     return (y * scale).reshape(*lead, C, H, W)
+
+
+def _same_pads(kh: int, kw: int):
+    """``padding='same'`` of ``F.conv2d``: ``(k - 1) // 2`` before, the rest after."""
+    return (kh - 1) // 2, (kw - 1) // 2
+
+
+def fft_conv2d_same(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``y[b, c, i, j] = sum_{a, e} k[b, c, a, e] u[b, c, i + a - p_h, j + e - p_w]`` (zero outside
+    the map), ``p = (k - 1) // 2``: ``F.conv2d(..., padding='same', groups=C)`` per sample, by FFT.
+
+    Args:
+        u: (B, C, H, W).
+        k: (B or 1, C, kh, kw), any size (e.g. the map's own, a global kernel).
+    Returns:
+        (B, C, H, W), dtype of u; ``O(H W log(H W))`` per channel instead of ``O(H W kh kw)``.
+    """
+    H, W = u.shape[-2:]
+    kh, kw = k.shape[-2:]
+    ph, pw = _same_pads(kh, kw)
+    size = (fast_fft_size(H + kh - 1), fast_fft_size(W + kw - 1))
+    # correlation = convolution with the flipped kernel; output i sits at i + kh - 1 - ph
+    acc = torch.promote_types(u.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
+    spec = torch.fft.rfft2(u.to(acc), s=size) * torch.fft.rfft2(k.flip(-2, -1).to(acc), s=size)
+    y = torch.fft.irfft2(spec, s=size)
+    return y[..., kh - 1 - ph:kh - 1 - ph + H, kw - 1 - pw:kw - 1 - pw + W].to(u.dtype)
+
+
+def direct_conv2d_same(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """:func:`fft_conv2d_same` by ``F.conv2d`` (one group per sample and channel)."""
+    B, C, H, W = u.shape
+    kh, kw = k.shape[-2:]
+    ph, pw = _same_pads(kh, kw)
+    x = F.pad(u.reshape(1, B * C, H, W), (pw, kw - 1 - pw, ph, kh - 1 - ph))
+    weight = k.expand(B, C, kh, kw).reshape(B * C, 1, kh, kw).to(u.dtype)
+    return F.conv2d(x, weight, groups=B * C).view(B, C, H, W)
