@@ -10,15 +10,15 @@ height and width tables ``E^h, E^w`` of ``2 M - 1`` embeddings per head (``M`` =
 before both products).
 
 Non-causal: Music Transformer's masked (causal) skew is for sequences; images use the unmasked
-form. Cost ``O(N^2 d)`` time (global attention), memory ``O(N^2)`` for the additive bias plus
-``O(N (H + W))`` for the skewed terms, against ``O(N^2 d)`` for the gathered per-pair embeddings
-(see ``benchmarks/mixer_cases/relative_attention.py``).
+form. Cost ``O(N^2 d)`` time (global attention); memory ``O(N (H + W))`` for the skewed terms
+plus the additive bias, built one chunk of queries at a time (inference: one chunk; training:
+kept for the backward pass, ``O(N^2)`` like the logits), against ``O(N^2 d)`` for the gathered
+per-pair embeddings (see ``benchmarks/mixer_cases/relative_attention.py``).
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..ops.relative_attention import relative_logits_2d
+from ..ops.relative_attention import relative_attention_2d
 from ..registry import MODELS
 
 
@@ -59,13 +59,8 @@ class RelativeSelfAttention2d(nn.Module):
         n = h * w
         qkv = self.qkv(x.permute(0, 2, 3, 1)).view(b, h, w, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(3, 0, 4, 1, 2, 5).unbind(0)                     # B heads H W d
-        scale = self.head_dim ** -0.5
         shape = (self.num_heads, -1, self.head_dim)
-        bias = relative_logits_2d(q * scale, self.height_key_relative_embeddings.expand(shape),
-                                  self.width_key_relative_embeddings.expand(shape))  # B h N N
-        out = F.scaled_dot_product_attention(q.reshape(b, self.num_heads, n, -1),
-                                             k.reshape(b, self.num_heads, n, -1),
-                                             v.reshape(b, self.num_heads, n, -1),
-                                             attn_mask=bias, scale=scale)
+        out = relative_attention_2d(q, k, v, self.height_key_relative_embeddings.expand(shape),
+                                    self.width_key_relative_embeddings.expand(shape))  # B h N d
         out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, c)))
         return out.transpose(1, 2).reshape(b, c, h, w)

@@ -13,12 +13,18 @@ Skewing computes ``q . E`` against the ``2L - 1`` offsets of one axis (``O(N L d
 memory) and moves each entry to its absolute key position by a pad-reshape-slice
 (:func:`relative_to_absolute`), with no gather. The width term is computed once per row of queries
 and broadcast over key rows, the height term likewise per column: the extra memory is
-``O(N (H + W))`` on top of the ``N^2`` logits of attention itself.
+``O(N (H + W))``; the ``N x N`` additive bias is built one chunk of queries at a time
+(:func:`relative_attention_2d`).
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ['relative_embeddings_for_length', 'relative_to_absolute', 'relative_logits_2d']
+__all__ = ['relative_embeddings_for_length', 'relative_to_absolute', 'relative_terms_2d',
+           'relative_logits_2d', 'relative_attention_2d']
+
+_CHUNK_BIAS = 2 ** 23  # bias entries per chunk of queries (32 MB in fp32)
 
 
 def relative_embeddings_for_length(table: torch.Tensor, length: int) -> torch.Tensor:
@@ -48,23 +54,56 @@ def relative_to_absolute(x: torch.Tensor) -> torch.Tensor:
     return x[..., :length, length - 1:]
 
 
-def relative_logits_2d(q: torch.Tensor, table_h: torch.Tensor,
-                       table_w: torch.Tensor) -> torch.Tensor:
-    """The relative part of the logits, ``q . E^h[y' - y] + q . E^w[x' - x]`` (unscaled).
+def relative_terms_2d(q: torch.Tensor, table_h: torch.Tensor, table_w: torch.Tensor):
+    """The two skewed relative terms of every query (unscaled).
 
     Args:
         q: ``(B, heads, H, W, d)``.
         table_h, table_w: ``(heads, 2M_h - 1, d)`` and ``(heads, 2M_w - 1, d)``.
 
     Returns:
-        ``(B, heads, H W, H W)`` (query row-major, key row-major), built from the two skewed
-        terms ``(B, heads, H, W, W)`` and ``(B, heads, H, W, H)`` by broadcasting.
+        ``rel_h (B, heads, H W, H)``: ``q . E^h[y' - y]`` for each key row ``y'``, and
+        ``rel_w (B, heads, H W, W)``: ``q . E^w[x' - x]`` for each key column ``x'``.
     """
     b, nh, h, w, _ = q.shape
     e_w = relative_embeddings_for_length(table_w, w).to(q.dtype)          # heads 2W-1 d
     e_h = relative_embeddings_for_length(table_h, h).to(q.dtype)          # heads 2H-1 d
     rel_w = relative_to_absolute(torch.einsum('bhyxd,hmd->bhyxm', q, e_w))  # B h H W(q) W(k)
     rel_h = relative_to_absolute(torch.einsum('bhyxd,hmd->bhxym', q, e_h))  # B h W H(q) H(k)
-    rel_h = rel_h.transpose(2, 3)                                          # B h H W H(k)
-    logits = rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)                     # B h H W H W
-    return logits.reshape(b, nh, h * w, h * w)
+    return rel_h.transpose(2, 3).reshape(b, nh, h * w, h), rel_w.reshape(b, nh, h * w, w)
+
+
+def relative_logits_2d(q: torch.Tensor, table_h: torch.Tensor,
+                       table_w: torch.Tensor) -> torch.Tensor:
+    """``q . E^h[y' - y] + q . E^w[x' - x]`` as a dense ``(B, heads, H W, H W)`` tensor (query
+    row-major, key row-major), by broadcasting the two skewed terms."""
+    b, nh, h, w, _ = q.shape
+    rel_h, rel_w = relative_terms_2d(q, table_h, table_w)
+    return (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, nh, h * w, h * w)
+
+
+def relative_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                          table_h: torch.Tensor, table_w: torch.Tensor,
+                          scale: Optional[float] = None) -> torch.Tensor:
+    """Global attention with the 2-D relative logits: ``softmax(scale (q . k + q . E^h[dy] +
+    q . E^w[dx])) v``.
+
+    q, k: ``(B, heads, H, W, d)``; v: ``(B, heads, H, W, d_v)``. The skewed terms are computed once
+    (``O(N (H + W))``); the additive bias is then built for a chunk of queries at a time and
+    passed to SDPA with that chunk, so that without autograd the extra memory stays at
+    ``O(N (H + W))`` plus one chunk of ``_CHUNK_BIAS`` entries (with autograd each chunk's bias is
+    kept for the backward pass: ``O(N^2)``, the size of the logits). Returns ``(B, heads, N, d_v)``.
+    """
+    b, nh, h, w, d = q.shape
+    n = h * w
+    scale = d ** -0.5 if scale is None else scale
+    rel_h, rel_w = relative_terms_2d(q * scale, table_h, table_w)
+    qf, kf, vf = (t.reshape(b, nh, n, t.shape[-1]) for t in (q, k, v))
+    chunk = max(1, _CHUNK_BIAS // (b * nh * n))
+    outs = []
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        bias = (rel_h[:, :, s:e, :, None] + rel_w[:, :, s:e, None, :]).flatten(-2)  # B h c N
+        outs.append(F.scaled_dot_product_attention(qf[:, :, s:e], kf, vf, attn_mask=bias,
+                                                   scale=scale))
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)

@@ -127,8 +127,7 @@ def sliding_window_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
 
     qt = gather(q, qidx, d) * scale
     kt, vt = gather(k, kidx, d), gather(v, kidx, dv)
-    bias = torch.zeros(mask.shape, dtype=q.dtype, device=dev).masked_fill_(~mask.to(dev),
-                                                                          float('-inf'))
+    outside = ~mask.to(dev)                                                # nT T^2 R
     if extra_key is not None:
         ek, ev = gather(extra_key, qidx, d), gather(extra_value, qidx, dv)
         eb = extra_bias.expand(b, nh, h, w).reshape(bh * h * w, 1).index_select(0, qidx)
@@ -137,7 +136,8 @@ def sliding_window_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     outs = []
     for s in range(0, n_t, chunk):
         e = min(s + chunk, n_t)
-        logits = torch.matmul(qt[:, s:e], kt[:, s:e].transpose(-1, -2)) + bias[s:e]
+        logits = torch.matmul(qt[:, s:e], kt[:, s:e].transpose(-1, -2))
+        logits = logits.masked_fill(outside[s:e], float('-inf'))
         if extra_key is None:
             outs.append(torch.matmul(torch.softmax(logits, dim=-1), vt[:, s:e]))
             continue

@@ -14,16 +14,18 @@ tiles), and strided for head ``h`` when ``(a + o_a) % V_a == 0`` and ``(b + o_b)
 ``h mod V_a V_b``). The pattern is symmetric (non-causal): the dkernel kernel only runs causal
 attention, which has no meaning on an image.
 
-Computed per head as two key sets in one softmax: the ``(2L - 1)^2`` neighbour tiles of each query
-tile (gathered once per tile), and the head's strided tiles (shared by all its queries, minus those
-already local, so no key counts twice). Padded tokens (the map is padded to tile multiples) are
-masked as keys. Cost per head ``O(N ((2L - 1)^2 th tw + N / (V_a V_b)) d)`` time and logits
-memory: the strided part is a ``1 / (V_a V_b)`` fraction of global attention.
+Computed per head as one softmax over two disjoint key sets: the head's strided tiles (shared by
+all its queries: fused SDPA, no logits kept) and the local tiles that are not strided (explicit,
+gathered once per query tile), merged exactly (see :func:`s2_attention_2d`). Padded tokens (the
+map is padded to tile multiples) are masked as keys. Cost per head ``O(N ((2L - 1)^2 th tw +
+N / (V_a V_b)) d)`` time, i.e. a ``1 / (V_a V_b)`` fraction of global attention plus a local
+window; memory ``O(N (2L - 1)^2 th tw)`` for the local logits, ``O(N d)`` for the strided part.
 """
 import functools
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
 __all__ = ['s2_attention_2d', 's2_head_shards', 's2_attention_mask']
 
@@ -55,42 +57,41 @@ def _tables(h: int, w: int, tile: Tuple[int, int], local_tiles: int,
             vert_stride: Tuple[int, int], num_heads: int):
     th, tw = tile
     na, nb = -(-h // th), -(-w // tw)
-    hp, wp = na * th, nb * tw
-    # tile-major token order of the padded map, and which slots are real tokens
+    tt = th * tw
+    # which slots of each tile (tile-major order of the padded map) are real tokens
     ys = torch.arange(na)[:, None, None, None] * th + torch.arange(th)[None, None, :, None]
     xs = torch.arange(nb)[None, :, None, None] * tw + torch.arange(tw)[None, None, None, :]
-    real = ((ys < h) & (xs < w)).reshape(na * nb, th * tw)               # nT T
-    # local neighbour tiles of every tile: (nT, (2L-1)^2) tile index and validity
+    real = ((ys < h) & (xs < w)).reshape(na * nb, tt)                    # nT T
+    # the (2L-1)^2 neighbour tiles of every tile, and whether they exist
     r = torch.arange(-(local_tiles - 1), local_tiles)
-    na_, nb_ = torch.meshgrid(r, r, indexing='ij')
-    ta = torch.arange(na)[:, None, None] + na_.flatten()[None, None]     # na 1 L2
-    tb = torch.arange(nb)[None, :, None] + nb_.flatten()[None, None]     # 1 nb L2
-    ok = (ta >= 0) & (ta < na) & (tb >= 0) & (tb < nb)
-    nbr = torch.where(ok, ta.clamp(0, na - 1) * nb + tb.clamp(0, nb - 1), 0).reshape(na * nb, -1)
-    ok = ok.reshape(na * nb, -1)
-    local_mask = (ok[:, :, None] & real[nbr]).reshape(na * nb, -1)       # nT L2*T
-    # strided tiles of every head, padded to the largest count
+    da, db = (t.flatten() for t in torch.meshgrid(r, r, indexing='ij'))
+    ta = torch.arange(na)[:, None, None] + da[None, None]               # na 1 L2
+    tb = torch.arange(nb)[None, :, None] + db[None, None]               # 1 nb L2
+    inside = ((ta >= 0) & (ta < na) & (tb >= 0) & (tb < nb)).reshape(na * nb, -1)
+    ta, tb = ta.clamp(0, na - 1).expand(na, nb, -1), tb.clamp(0, nb - 1).expand(na, nb, -1)
+    nbr = (ta * nb + tb).reshape(na * nb, -1)                           # nT L2
+    local_ok = (inside[:, :, None] & real[nbr]).reshape(na * nb, -1)    # nT L2*T
+    # each head's strided tiles, padded to the largest count; a padded slot or padded token gets
+    # a key bias of "minus infinity"
     shards = s2_head_shards(num_heads, vert_stride)
-    a_all, b_all = torch.arange(na), torch.arange(nb)
-    lists = []
-    for oa, ob in shards.tolist():
-        sa = a_all[(a_all + oa) % vert_stride[0] == 0]
-        sb = b_all[(b_all + ob) % vert_stride[1] == 0]
-        lists.append((sa[:, None] * nb + sb[None]).flatten())
-    n_s = max(1, max(len(t) for t in lists))
+    is_strided = ((torch.arange(na)[None, :, None] + shards[:, 0, None, None]) % vert_stride[0]
+                  == 0) & ((torch.arange(nb)[None, None, :] + shards[:, 1, None, None])
+                           % vert_stride[1] == 0)                       # heads na nb
+    is_strided = is_strided.reshape(num_heads, -1)
+    n_s = max(1, int(is_strided.sum(1).max()))
     strided = torch.zeros(num_heads, n_s, dtype=torch.long)
     s_ok = torch.zeros(num_heads, n_s, dtype=torch.bool)
-    for i, t in enumerate(lists):
-        strided[i, :len(t)] = t
-        s_ok[i, :len(t)] = True
-    # a strided tile that is also local to the query tile is already among the local keys
-    qa, qb = torch.arange(na * nb) // nb, torch.arange(na * nb) % nb
-    sa, sb = strided // nb, strided % nb
-    near = ((qa[None, :, None] - sa[:, None, :]).abs() < local_tiles) & \
-           ((qb[None, :, None] - sb[:, None, :]).abs() < local_tiles)  # heads nT S
-    s_mask = (s_ok[:, None, :] & ~near)[..., None] & real[strided][:, None]  # heads nT S T
-    return dict(grid=(na, nb), padded=(hp, wp), nbr=nbr, local_mask=local_mask,
-                strided=strided, strided_mask=s_mask.reshape(num_heads, na * nb, -1))
+    for i in range(num_heads):
+        tiles = is_strided[i].nonzero().flatten()
+        strided[i, :len(tiles)], s_ok[i, :len(tiles)] = tiles, True
+    key_ok = (s_ok[:, :, None] & real[strided]).reshape(num_heads, -1)  # heads S*T
+    # a local key whose tile is also one of the head's strided tiles is counted by the strided
+    # part, so the local part leaves it out
+    dup = is_strided[:, nbr] & inside[None]                             # heads nT L2
+    local_only = local_ok[None] & ~dup[..., None].expand(-1, -1, -1, tt).reshape(
+        num_heads, na * nb, -1)
+    return dict(grid=(na, nb), padded=(na * th, nb * tw), nbr=nbr, local_ok=local_ok,
+                local_only=local_only, strided=strided, key_ok=key_ok)
 
 
 def _to_tiles(x: torch.Tensor, tile: Tuple[int, int], padded: Tuple[int, int]) -> torch.Tensor:
@@ -117,6 +118,16 @@ def s2_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: Tup
         vert_stride: ``(V_a, V_b)``; needs ``heads >= V_a V_b`` for the heads to cover all tiles.
         scale: default ``d ** -0.5``.
 
+    How: one softmax over two disjoint key sets, computed apart and merged exactly. The strided
+    tiles of a head (shared by all its queries) go through fused SDPA (``O(N d)`` memory, no
+    logits kept) with one extra key per query, of logit ``c`` (the query's largest local logit)
+    and value ``(0, ..., 0, 1)``: the output is ``(A, p0)`` with ``A = sum_S e^s v / D``, ``p0 =
+    e^c / D``, ``D = sum_S e^s + e^c``. The local tiles (minus the head's strided ones) are
+    explicit: ``n = sum_L e^(s - c) v``, ``z = sum_L e^(s - c)``. Then the softmax over the union
+    is ``(A + p0 n) / (1 - p0 + p0 z)``; the denominator is at least 1/2 (the largest local key
+    is either local-only, ``z >= 1``, or strided, ``p0 <= 1/2``), and ``c`` cancels, so it
+    carries no gradient.
+
     Returns:
         ``(B, heads, H, W, d_v)``.
     """
@@ -124,28 +135,45 @@ def s2_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: Tup
     dv = v.shape[-1]
     scale = d ** -0.5 if scale is None else scale
     t = _tables(h, w, tuple(tile), local_tiles, tuple(vert_stride), nh)
-    dev = q.device
+    dev, dt = q.device, q.dtype
     (na, nb), padded = t['grid'], t['padded']
     n_t, tt = na * nb, tile[0] * tile[1]
     qt = _to_tiles(q, tile, padded) * scale                                # B h nT T d
     kt, vt = _to_tiles(k, tile, padded), _to_tiles(v, tile, padded)
+    # local part, explicit: logits against the neighbour tiles
     nbr = t['nbr'].to(dev)
-    k_loc = kt[:, :, nbr].flatten(3, 4)                                    # B h nT L2*T d
-    v_loc = vt[:, :, nbr].flatten(3, 4)
+    logits = qt @ kt[:, :, nbr].flatten(3, 4).transpose(-1, -2)            # B h nT T L2*T
+    logits = logits.masked_fill(~t['local_ok'].to(dev)[:, None], float('-inf'))
+    c = logits.detach().amax(-1, keepdim=True)                             # B h nT T 1
+    e = torch.exp(logits - c).masked_fill(~t['local_only'].to(dev)[:, :, None], 0.0)
+    n_loc = e @ vt[:, :, nbr].flatten(3, 4)                                # B h nT T dv
+    z_loc = e.sum(-1, keepdim=True)
+    # strided part, fused: the head's strided keys plus one per-query key of logit c, through
+    # two extra dims (q: [c, 1], k: [0, key bias], extra key: [1, 0])
     heads = torch.arange(nh, device=dev)[:, None]
     strided = t['strided'].to(dev)
-    k_str = kt[:, heads, strided].flatten(2, 3)                            # B h S*T d
-    v_str = vt[:, heads, strided].flatten(2, 3)
-    loc_bias = torch.zeros(t['local_mask'].shape, dtype=q.dtype, device=dev)
-    loc_bias.masked_fill_(~t['local_mask'].to(dev), float('-inf'))
-    str_bias = torch.zeros(t['strided_mask'].shape, dtype=q.dtype, device=dev)
-    str_bias.masked_fill_(~t['strided_mask'].to(dev), float('-inf'))
-    logits_loc = qt @ k_loc.transpose(-1, -2) + loc_bias[:, None]          # B h nT T L2*T
-    logits_str = (qt.flatten(2, 3) @ k_str.transpose(-1, -2)).view(b, nh, n_t, tt, -1)
-    logits_str = logits_str + str_bias[:, :, None]                         # B h nT T S*T
-    n_loc = logits_loc.shape[-1]
-    attn = torch.softmax(torch.cat([logits_loc, logits_str], dim=-1), dim=-1)
-    out = attn[..., :n_loc] @ v_loc + \
-        (attn[..., n_loc:].flatten(2, 3) @ v_str).view(b, nh, n_t, tt, dv)
+    k_s = kt[:, heads, strided].flatten(2, 3)                              # B h S*T d
+    v_s = vt[:, heads, strided].flatten(2, 3)
+    n_s = k_s.shape[2]
+    neg = torch.finfo(dt).min / 2
+    key_bias = torch.zeros(nh, n_s, dtype=dt, device=dev).masked_fill_(
+        ~t['key_ok'].to(dev), neg)
+    # q, k, v padded to one head size (the fused CPU kernel needs equal sizes)
+    size = max(d + 2, dv + 1)
+    q_ext = F.pad(torch.cat([qt.flatten(2, 3), c.flatten(2, 3), torch.ones_like(c.flatten(2, 3))],
+                            -1), (0, size - d - 2))
+    k_ext = F.pad(torch.cat([k_s, torch.zeros_like(k_s[..., :1]),
+                             key_bias[None, :, :, None].expand(b, -1, -1, -1)], -1),
+                  (0, size - d - 2))
+    v_ext = F.pad(v_s, (0, size - dv))
+    extra = torch.zeros(b, nh, 1, size, dtype=dt, device=dev)
+    extra_k, extra_v = extra.clone(), extra
+    extra_k[..., d] = 1
+    extra_v[..., dv] = 1
+    out = F.scaled_dot_product_attention(q_ext, torch.cat([k_ext, extra_k], 2),
+                                         torch.cat([v_ext, extra_v], 2), scale=1.0)
+    a, p0 = out[..., :dv], out[..., dv:dv + 1]
+    a, p0 = a.view(b, nh, n_t, tt, dv), p0.view(b, nh, n_t, tt, 1)
+    out = (a + p0 * n_loc) / (1 - p0 + p0 * z_loc)
     out = out.view(b, nh, na, nb, tile[0], tile[1], dv).permute(0, 1, 2, 4, 3, 5, 6)
     return out.reshape(b, nh, padded[0], padded[1], dv)[:, :, :h, :w]

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from plugins.mixers.relative_attention import RelativeSelfAttention2d
+from plugins.ops import relative_attention as relative_ops
 from plugins.ops.relative_attention import relative_to_absolute
 from plugins.registry import MODELS
 
@@ -41,6 +42,12 @@ def gathered_reference(m, x):
 def test_skewing_matches_gathered_relative_embeddings(size, kw):
     m = randomize_(RelativeSelfAttention2d(16, 2, **kw), 0.3)
     compare_with_reference(m, gathered_reference, torch.randn(2, 16, *size))
+
+
+def test_bias_built_in_query_chunks_gives_the_same_result(monkeypatch):
+    m = randomize_(RelativeSelfAttention2d(16, 2, max_relative_position=4), 0.3)
+    monkeypatch.setattr(relative_ops, '_CHUNK_BIAS', 2 * 2 * 63 * 10)    # 10 queries per chunk
+    compare_with_reference(m, gathered_reference, torch.randn(2, 16, 7, 9))
 
 
 def test_skew_moves_offsets_to_key_positions():
