@@ -119,7 +119,7 @@ def miou(model, imgs, labels, batch=8):
         for p, y in zip(pred, labels[s:s + batch]):
             for t, a in zip(totals, IoUMetric.intersect_and_union(p, y, n, 255)):
                 t += a.double()
-    res = IoUMetric.total_area_to_metrics(*[t.numpy() for t in totals], metrics=['mIoU'])
+    res = IoUMetric.total_area_to_metrics(*totals, metrics=['mIoU'])
     return 100 * float(np.nanmean(res['IoU'])), 100 * float(res['aAcc'])
 
 

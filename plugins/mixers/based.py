@@ -1,6 +1,5 @@
 """BASED: second-order Taylor linear attention for global context plus a small sliding-window
 softmax attention for precise local lookups, non-causal and 2-D.
-
 Paper: Arora et al., "Simple linear attention language models balance the recall-throughput
 tradeoff" (arXiv 2402.18668), Sec. 4: ``phi(q) . phi(k) = 1 + s + s^2 / 2`` (``s = q . k /
 sqrt(d')``, ``d' = 16`` feature dims per head: 273 features) over all tokens, plus exact softmax

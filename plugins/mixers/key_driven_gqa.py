@@ -1,6 +1,5 @@
 """Key-driven grouped-query attention (KDGQA, DGQA, PGQA): query heads are allocated to the key /
 value groups in proportion to the groups' key norms.
-
 Paper: Khan et al., "Beyond Uniform Query Distribution: Key-Driven Grouped Query Attention"
 (arXiv 2408.08454). Facts from its code (``modules/attention/{kdgqa,dgqa,pgqa}.py``): ``G =
 num_kv_heads`` key/value heads (default ``H // 2``); ``q``, ``k``, ``v``, ``proj`` linears; the

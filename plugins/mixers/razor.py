@@ -1,7 +1,6 @@
 """RazorAttention for vision inference: a trained global-attention mixer is compressed head by
-head; "retrieval" heads keep global attention, every other head keeps a window around each query
+head; retrieval heads keep global attention, every other head keeps a window around each query
 plus one compensation token that stands for everything outside the window.
-
 Paper: Tang et al., "RazorAttention: Efficient KV Cache Compression Through Retrieval Heads"
 (ICLR 2025, arXiv 2407.15891), Sec. 3 / Alg. 1: retrieval heads (echo and induction heads, about
 15 % of all heads, ranked over the whole model) keep their full KV cache; the others keep the

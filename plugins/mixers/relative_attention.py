@@ -1,6 +1,5 @@
 """Global self-attention with 2-D relative position embeddings, computed by Music Transformer's
 memory-efficient skewing.
-
 Paper: Huang et al., "Music Transformer: Generating Music with Long-Term Structure" (arXiv
 1809.04281, Sec. 3.4 and Fig. 1), relative attention of Shaw et al. (arXiv 1803.02155); the 2-D
 unmasked form is tensor2tensor's ``dot_product_unmasked_self_attention_relative_2d``: separate

@@ -1,6 +1,5 @@
 """S2-Attention on 2-D tiles: every head sees its local tiles plus its own strided shard of the
 far tiles; together the heads cover the whole map.
-
 Paper: Lin et al., "S2-Attention: Hardware-Aware Context Sharding Among Attention Heads" (arXiv
 2407.17678), with the local-stride pattern of its kernel library (dkernel, the Phi-3-small
 kernel: blocks of 64 tokens, ``local_blocks``, ``vert_stride``, per-head offsets). Here a block is

@@ -1,6 +1,5 @@
 """Selective self-attention: a query- and position-dependent temperature on the logits and on the
 values.
-
 Paper: Zhang, Chang, Li, Roy-Chowdhury, Chen, Oymak, "Selective Attention: Enhancing Transformer
 through Principled Context Control" (NeurIPS 2024, arXiv 2411.12892), Sec. 3: SSA replaces
 ``softmax(Q K^T) V`` by ``softmax((tau_q(X) . Q) K^T) (tau_v(X) . V)``, each token's query and value

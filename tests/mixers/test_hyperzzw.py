@@ -37,11 +37,12 @@ def test_matches_direct_computation(size):
 
 def test_global_kernel_is_sampled_at_the_maps_own_coordinates():
     m = HyperZZWMixer(8)
+    torch.nn.init.zeros_(m.global_kernel.output_linear.bias)
     x = torch.randn(1, 8, 5, 9)
     small, large = m.global_hyper_kernel(5, 9, x), m.global_hyper_kernel(9, 17, x)
     assert small.shape == (8, 5, 9) and large.shape == (8, 9, 17)
     # the same coordinates (every other grid point of the larger map) give the same values, up to
-    # the (kernel size)^-1/2 rescaling
+    # the (kernel entries)^-1/2 rescaling of the output weights
     torch.testing.assert_close(small * 45 ** 0.5, large[:, ::2, ::2] * 153 ** 0.5)
     assert coordinate_grid(1, 3).tolist() == [[-1.0, -1.0], [-1.0, 0.0], [-1.0, 1.0]]
 
