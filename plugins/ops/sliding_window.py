@@ -11,9 +11,10 @@ weighted by ``log m``, ``m`` = how many keys it stands for); :func:`window_compl
 computes it with box sums.
 
 How it is computed: queries in tiles of ``T x T``; each tile attends to its key rectangle
-``(T + kh - 1) x (T + kw - 1)`` gathered once, with a 0/1 mask that keeps each query's own window
-and the keys inside the map. Cost ``O(N (T + k - 1)^2 / T^2 d)`` time and memory per head, i.e.
-``O(N k^2 d)``; never ``N^2``.
+``(T + kh - 1) x (T + kw - 1)``, with a 0/1 mask that keeps each query's own window and the keys
+inside the map; tiles are gathered and attended a chunk at a time. Cost ``O(N (T + k - 1)^2 / T^2
+d)`` time per head, i.e. ``O(N k^2 d)``; memory one chunk of tiles (plus, under autograd, what the
+backward pass keeps: ``O(N k^2)``); never ``N^2``.
 """
 import functools
 from typing import Optional, Tuple
@@ -26,7 +27,7 @@ from .utils import IntPair, to_pair
 __all__ = ['sliding_window_attention_2d', 'sliding_window_mask', 'window_complement_mean']
 
 _TILE = 8
-_CHUNK_LOGITS = 2 ** 21  # logits entries per chunk of tiles
+_CHUNK_LOGITS = 2 ** 19  # logits entries per chunk of tiles
 
 
 def _check_window(window: IntPair) -> Tuple[int, int]:
@@ -116,34 +117,36 @@ def sliding_window_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     scale = d ** -0.5 if scale is None else scale
     qtok, ktok, mask, inverse = _tables(h, w, window, tile)
     dev = q.device
-    n_t, tt = mask.shape[:2]
+    n_t, tt, n_r = mask.shape
     bh = b * nh
-    base = torch.arange(bh, device=dev)[:, None] * (h * w)
-    qidx = (qtok.to(dev)[None] + base).view(-1)
-    kidx = (ktok.to(dev)[None] + base).view(-1)
-
-    def gather(t, idx, dim):  # (B, heads, H, W, dim) -> (B*heads, nT, slots, dim)
-        return t.reshape(bh * h * w, dim).index_select(0, idx).view(bh, n_t, -1, dim)
-
-    qt = gather(q, qidx, d) * scale
-    kt, vt = gather(k, kidx, d), gather(v, kidx, dv)
+    base = torch.arange(bh, device=dev)[:, None, None] * (h * w)
+    qidx = qtok.to(dev).view(1, n_t, tt) + base                           # bh nT T^2
+    kidx = ktok.to(dev).view(1, n_t, n_r) + base                          # bh nT R
     outside = ~mask.to(dev)                                                # nT T^2 R
+    flat = [t.reshape(bh * h * w, t.shape[-1]) for t in (q, k, v)]
     if extra_key is not None:
-        ek, ev = gather(extra_key, qidx, d), gather(extra_value, qidx, dv)
-        eb = extra_bias.expand(b, nh, h, w).reshape(bh * h * w, 1).index_select(0, qidx)
-        eb = eb.view(bh, n_t, tt)
-    chunk = max(1, _CHUNK_LOGITS // (bh * tt * mask.shape[-1]))
+        flat += [extra_key.reshape(bh * h * w, d), extra_value.reshape(bh * h * w, dv),
+                 extra_bias.expand(b, nh, h, w).reshape(bh * h * w, 1)]
+
+    def gather(t, idx):  # rows of the chunk's tiles: (bh, tiles, slots, dim)
+        return t.index_select(0, idx.reshape(-1)).view(*idx.shape, t.shape[-1])
+
+    # tiles in chunks, each gathered, attended and released: memory O(chunk), not O(N k^2)
+    chunk = max(1, _CHUNK_LOGITS // (bh * tt * n_r))
     outs = []
     for s in range(0, n_t, chunk):
         e = min(s + chunk, n_t)
-        logits = torch.matmul(qt[:, s:e], kt[:, s:e].transpose(-1, -2))
+        qi, ki = qidx[:, s:e], kidx[:, s:e]
+        qt = gather(flat[0], qi) * scale
+        logits = torch.matmul(qt, gather(flat[1], ki).transpose(-1, -2))
         logits = logits.masked_fill(outside[s:e], float('-inf'))
+        vt = gather(flat[2], ki)
         if extra_key is None:
-            outs.append(torch.matmul(torch.softmax(logits, dim=-1), vt[:, s:e]))
+            outs.append(torch.matmul(torch.softmax(logits, dim=-1), vt))
             continue
-        extra = (qt[:, s:e] * ek[:, s:e]).sum(-1) + eb[:, s:e]            # bh t T^2
-        attn = torch.softmax(torch.cat([logits, extra[..., None]], dim=-1), dim=-1)
-        outs.append(torch.matmul(attn[..., :-1], vt[:, s:e]) + attn[..., -1:] * ev[:, s:e])
+        extra = (qt * gather(flat[3], qi)).sum(-1, keepdim=True) + gather(flat[5], qi)
+        attn = torch.softmax(torch.cat([logits, extra], dim=-1), dim=-1)
+        outs.append(torch.matmul(attn[..., :-1], vt) + attn[..., -1:] * gather(flat[4], qi))
     out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]             # bh nT T^2 dv
     out = out.reshape(bh, n_t * tt, dv).index_select(1, inverse.to(dev))
     return out.view(b, nh, h, w, dv)
@@ -165,10 +168,11 @@ def window_complement_mean(x: torch.Tensor, window_size: IntPair
     kh, kw = _check_window(window_size)
     b, nh, h, w, d = x.shape
     t = x.permute(0, 1, 4, 2, 3).reshape(b * nh, d, h, w)
-    win = F.avg_pool2d(t, (kh, kw), stride=1, padding=(kh // 2, kw // 2), divisor_override=1)
-    comp = t.sum(dim=(-2, -1), keepdim=True) - win
     ones = torch.ones(1, 1, h, w, dtype=x.dtype, device=x.device)
     count = h * w - F.avg_pool2d(ones, (kh, kw), stride=1, padding=(kh // 2, kw // 2),
                                  divisor_override=1)[0, 0]
-    mean = comp / count.clamp_min(1)
+    # (total - window sum) / count, in place on the pooled copy (avg_pool2d's backward does not
+    # read its output)
+    mean = F.avg_pool2d(t, (kh, kw), stride=1, padding=(kh // 2, kw // 2), divisor_override=1)
+    mean = mean.neg_().add_(t.sum(dim=(-2, -1), keepdim=True)).div_(count.clamp_min(1))
     return mean.view(b, nh, d, h, w).permute(0, 1, 3, 4, 2), count

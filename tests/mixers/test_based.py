@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from plugins.mixers.based import BasedAttention
+from plugins.ops import sliding_window
 from plugins.registry import MODELS
 
 from .mixer_checks import compare_with_reference, randomize_
@@ -41,6 +42,13 @@ def based_reference(m, x):
 def test_matches_explicit_taylor_and_window_attention(size, kw):
     m = randomize_(BasedAttention(16, 2, **kw))
     compare_with_reference(m, based_reference, torch.randn(2, 16, *size))
+
+
+def test_window_tiles_attended_in_chunks_give_the_same_result(monkeypatch):
+    # 2 tiles (of 9) per chunk: batch 2 x 2 heads x 64 queries x 12 x 12 keys each
+    monkeypatch.setattr(sliding_window, '_CHUNK_LOGITS', 2 * 4 * 64 * 144)
+    m = randomize_(BasedAttention(16, 2, feature_dim=4, window_size=5))
+    compare_with_reference(m, based_reference, torch.randn(2, 16, 19, 21))
 
 
 def test_builds_from_dim_and_heads_only():
