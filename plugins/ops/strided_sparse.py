@@ -55,6 +55,8 @@ def s2_attention_mask(size: Tuple[int, int], tile: Tuple[int, int], local_tiles:
 @functools.lru_cache(maxsize=32)
 def _tables(h: int, w: int, tile: Tuple[int, int], local_tiles: int,
             vert_stride: Tuple[int, int], num_heads: int):
+    """Index tables of one map size: neighbour tiles, the strided tiles of every head, and the
+    masks of real tokens, existing tiles and keys counted by the strided part."""
     th, tw = tile
     na, nb = -(-h // th), -(-w // tw)
     tt = th * tw
@@ -100,7 +102,7 @@ def _to_tiles(x: torch.Tensor, tile: Tuple[int, int], padded: Tuple[int, int]) -
     hp, wp = padded
     th, tw = tile
     if (hp, wp) != (h, w):
-        x = torch.nn.functional.pad(x, (0, 0, 0, wp - w, 0, hp - h))
+        x = F.pad(x, (0, 0, 0, wp - w, 0, hp - h))
     x = x.view(b, nh, hp // th, th, wp // tw, tw, d).permute(0, 1, 2, 4, 3, 5, 6)
     return x.reshape(b, nh, (hp // th) * (wp // tw), th * tw, d)
 
