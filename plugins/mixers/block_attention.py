@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..ops.joint_attention import joint_softmax_attention, merge_padded_windows, padded_windows
+from ..ops.joint_attention import merge_padded_windows, padded_windows
 from ..ops.utils import to_pair
 from ..registry import MODELS
 
@@ -103,8 +103,10 @@ class BlockGlobalLocalAttention(nn.Module):
         # the prefix tokens are keys and values only (their outputs are never used)
         bias = None if self.qkv.bias is None else self.qkv.bias[c:]
         kp, vp = (self._heads(t) for t in F.linear(prefix, self.qkv.weight[c:], bias).chunk(2, -1))
-        key_valid = valid[:, None, :]  # nB 1 p^2: padded tokens are never keys
-        out = joint_softmax_attention(q, [(k, v, key_valid), (kp, vp, None)], self.head_dim ** -0.5)
+        # one softmax over [block tokens; block prefix]; padded tokens are never keys
+        key_valid = torch.cat([valid, valid.new_ones(nb, self.num_prefix)], -1)[:, None, :]
+        out = F.scaled_dot_product_attention(q, torch.cat([k, kp], -2), torch.cat([v, vp], -2),
+                                             attn_mask=key_valid)
         out = merge_padded_windows(out.permute(0, 2, 3, 1, 4).reshape(b, 1, nb, area, c),
                                    self.block_size, (h, w))[:, 0]
         out = self.proj_drop(self.proj(out))

@@ -33,7 +33,6 @@ Choices where the official code is loose (documented, exact against the dense re
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..ops.joint_attention import joint_softmax_attention, merge_padded_windows, padded_windows
 from ..ops.utils import to_pair

@@ -95,10 +95,11 @@ class RoutingAttention(nn.Module):
         k = q if self.share_qk else F.layer_norm(qkv[1], (hd,), eps=1e-6)
         v = qkv[-1]
         window = self.window_size or math.ceil(n / self.num_clusters)
+        # membership from float32 scores (the centroids' dtype), so that low-precision inputs
+        # route as their float32 counterparts do
+        q_members = top_members(self._scores(q), window)
+        k_members = q_members if self.share_qk else top_members(self._scores(k), window)
         means = self.means.to(q.dtype)
-        q_members = top_members(torch.einsum('bhnd,hcd->bhnc', q.detach(), means), window)
-        k_members = q_members if self.share_qk else \
-            top_members(torch.einsum('bhnd,hcd->bhnc', k.detach(), means), window)
         out = routed_attention(q, k, v, q_members, k_members, self.scale, self.scatter_eps)
         self.auxiliary_losses = {}
         if self.training:
@@ -109,6 +110,10 @@ class RoutingAttention(nn.Module):
                 ema_kmeans_update(item, self.means, self.ema_count, self.ema_sum, self.ema_decay)
         out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, c)))
         return out.transpose(1, 2).reshape(b, c, h, w)
+
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``x . mu^T`` per head, ``(B, heads, N, c)``, in the centroids' precision."""
+        return torch.einsum('bhnd,hcd->bhnc', x.detach().to(self.means.dtype), self.means)
 
     def extra_repr(self) -> str:
         return (f'dim={self.dim}, num_heads={self.num_heads}, num_clusters={self.num_clusters}, '

@@ -23,6 +23,17 @@ __all__ = ['joint_softmax_attention', 'padded_windows', 'merge_padded_windows']
 KeySet = Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
 
 
+def _batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b``; where ``b`` is shared along ``a``'s third-last dimension (size 1 there, e.g. one
+    key set for all windows), that dimension is folded into the rows of ``a`` instead of
+    broadcasting ``b`` (which would copy it once per window)."""
+    if a.dim() == b.dim() >= 3 and b.shape[-3] == 1 < a.shape[-3] and \
+            a.shape[:-3] == b.shape[:-3]:
+        rows = a.reshape(*a.shape[:-3], a.shape[-3] * a.shape[-2], a.shape[-1])
+        return torch.matmul(rows, b.squeeze(-3)).view(*a.shape[:-1], b.shape[-1])
+    return torch.matmul(a, b)
+
+
 def joint_softmax_attention(q: torch.Tensor, key_sets: Sequence[KeySet],
                             scale: float) -> torch.Tensor:
     """``softmax`` over the concatenated logits of several key sets, one distribution per query.
@@ -40,16 +51,17 @@ def joint_softmax_attention(q: torch.Tensor, key_sets: Sequence[KeySet],
         ``(..., Nq, dv)``.
     """
     logits, sizes = [], []
+    q = q * scale
     for k, _, mask in key_sets:
-        logit = torch.matmul(q, k.transpose(-1, -2)) * scale
-        if mask is not None:
-            logit = logit.masked_fill(~mask, float('-inf'))
+        logit = _batched_matmul(q, k.transpose(-1, -2))
+        if mask is not None:  # in place on the fresh logits: the product's backward keeps q, k
+            logit.masked_fill_(~mask, float('-inf'))
         logits.append(logit)
         sizes.append(k.shape[-2])
     probs = torch.softmax(torch.cat(logits, dim=-1), dim=-1).split(sizes, dim=-1)
     out = None
     for p, (_, v, _) in zip(probs, key_sets):
-        term = torch.matmul(p, v)
+        term = _batched_matmul(p, v)
         out = term if out is None else out + term
     return out
 

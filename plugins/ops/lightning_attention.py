@@ -7,7 +7,8 @@ unnormalised, with a per-head decay ``lambda`` (TransNormerLLM's ``exp(-slope)``
 sequence is cut into blocks of ``B`` tokens: inside a block the products are explicit
 (``[(Q_t K_t^T) (.) D] V_t``, the intra-block part); across blocks a ``d x d_v`` key-value state
 carries the earlier blocks (the inter-block part, the kernel trick), decayed by ``lambda^B`` per
-block: ``KV_{t+1} = lambda^B KV_t + (lambda^(B-1-j) K_t)^T V_t``, ``O_inter = (lambda^(i+1) Q_t) KV_t``.
+block: ``KV_{t+1} = lambda^B KV_t + (lambda^(B-1-j) K_t)^T V_t``,
+``O_inter = (lambda^(i+1) Q_t) KV_t``.
 
 Non-causal (the vision form): ``M_ij = lambda^|i-j|``, i.e. the causal pass (diagonal included)
 plus its mirror over strictly later blocks and positions (the anti-causal pass), each computed

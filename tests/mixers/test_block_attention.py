@@ -8,7 +8,7 @@ from plugins.mixers.block_attention import BlockGlobalLocalAttention
 from plugins.ops.global_attention import dense_attention
 from plugins.registry import MODELS
 
-from .mixer_checks import compare_parameter_grads, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_parameter_grads, compare_with_reference, randomize_
 
 SIZES = [(7, 9), (11, 13), (1, 1), (4, 6)]
 
@@ -85,3 +85,7 @@ def test_builds_from_the_registry_with_dim_and_heads_only():
     m = MODELS.build(dict(type='BlockGlobalLocalAttention', dim=32, num_heads=4))
     for size in [(1, 1), (9, 11)]:
         assert m(torch.randn(1, 32, *size)).shape == (1, 32, *size)
+
+
+def test_bfloat16_close_to_float32():
+    compare_bf16(randomize_(BlockGlobalLocalAttention(32, 4), 0.1), torch.randn(2, 32, 13, 21))

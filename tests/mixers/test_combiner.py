@@ -7,7 +7,7 @@ import torch
 from plugins.mixers.combiner import CombinerAttention
 from plugins.registry import MODELS
 
-from .mixer_checks import compare_parameter_grads, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_parameter_grads, compare_with_reference, randomize_
 
 SIZES = [(7, 9), (11, 13), (1, 1), (2, 5)]
 
@@ -142,3 +142,8 @@ def test_builds_from_the_registry_with_dim_and_heads_only(mode):
     m = MODELS.build(dict(type='CombinerAttention', dim=32, num_heads=4, mode=mode))
     for size in [(1, 1), (9, 11)]:
         assert m(torch.randn(1, 32, *size)).shape == (1, 32, *size)
+
+
+@pytest.mark.parametrize('mode', ['fixed', 'axial'])
+def test_bfloat16_close_to_float32(mode):
+    compare_bf16(randomize_(CombinerAttention(32, 4, mode=mode), 0.1), torch.randn(2, 32, 13, 21))

@@ -8,7 +8,7 @@ from plugins.mixers.core_context import CoreContextAwareAttention
 from plugins.ops.global_attention import dense_attention
 from plugins.registry import MODELS
 
-from .mixer_checks import compare_parameter_grads, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_parameter_grads, compare_with_reference, randomize_
 
 SIZES = [(7, 9), (11, 13), (1, 1), (5, 2)]
 
@@ -73,3 +73,8 @@ def test_builds_from_the_registry_with_dim_and_heads_only():
     m = MODELS.build(dict(type='CoreContextAwareAttention', dim=32, num_heads=4))
     for size in [(1, 1), (9, 11)]:
         assert m(torch.randn(1, 32, *size)).shape == (1, 32, *size)
+
+
+def test_bfloat16_close_to_float32():
+    m = randomize_(CoreContextAwareAttention(32, 4, group_size=2), 0.1)
+    compare_bf16(m, torch.randn(2, 32, 13, 21))

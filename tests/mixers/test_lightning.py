@@ -9,7 +9,7 @@ from plugins.mixers.lightning import LightningAttention, alibi_slopes
 from plugins.ops.lightning_attention import lightning_attention
 from plugins.registry import MODELS
 
-from .mixer_checks import compare_parameter_grads, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_parameter_grads, compare_with_reference, randomize_
 
 SIZES = [(7, 9), (11, 13), (1, 1), (3, 30)]
 
@@ -83,3 +83,7 @@ def test_builds_from_the_registry_with_dim_and_heads_only():
     m = MODELS.build(dict(type='LightningAttention', dim=32, num_heads=4))
     for size in [(1, 1), (9, 11)]:
         assert m(torch.randn(1, 32, *size)).shape == (1, 32, *size)
+
+
+def test_bfloat16_close_to_float32():
+    compare_bf16(randomize_(LightningAttention(32, 4), 0.1), torch.randn(2, 32, 13, 21))

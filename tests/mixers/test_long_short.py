@@ -9,7 +9,7 @@ from plugins.ops.band_attention import band_attention_2d
 from plugins.ops.global_attention import dense_attention
 from plugins.registry import MODELS
 
-from .mixer_checks import compare_parameter_grads, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_parameter_grads, compare_with_reference, randomize_
 
 SIZES = [(7, 9), (11, 13), (1, 1), (2, 12)]
 
@@ -79,3 +79,7 @@ def test_builds_from_the_registry_with_dim_and_heads_only():
     m = MODELS.build(dict(type='LongShortAttention', dim=32, num_heads=4))
     for size in [(1, 1), (9, 11)]:
         assert m(torch.randn(1, 32, *size)).shape == (1, 32, *size)
+
+
+def test_bfloat16_close_to_float32():
+    compare_bf16(randomize_(LongShortAttention(32, 4), 0.1), torch.randn(2, 32, 13, 21))

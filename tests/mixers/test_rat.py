@@ -8,7 +8,7 @@ import torch
 from plugins.mixers.rat import RATAttention, rope_2d
 from plugins.registry import MODELS
 
-from .mixer_checks import compare_parameter_grads, compare_with_reference, randomize_
+from .mixer_checks import compare_bf16, compare_parameter_grads, compare_with_reference, randomize_
 
 SIZES = [(7, 9), (11, 13), (1, 1), (3, 8)]
 
@@ -38,7 +38,6 @@ def rat_reference(m, x):
     k = torch.cat([k] * (nh // m.num_groups), -1)
     g = torch.sigmoid(g + m.gate_bias)
     wh, ww = m.window_size
-    grid_w = -(-w // ww)
     windows = {}
     for y in range(h):  # raster order inside a window = raster order of the map, filtered
         for x_ in range(w):
@@ -133,3 +132,7 @@ def test_builds_from_the_registry_with_dim_and_heads_only():
     m = MODELS.build(dict(type='RATAttention', dim=32, num_heads=4))
     for size in [(1, 1), (9, 11)]:
         assert m(torch.randn(1, 32, *size)).shape == (1, 32, *size)
+
+
+def test_bfloat16_close_to_float32():
+    compare_bf16(randomize_(RATAttention(32, 4, window_size=3), 0.1), torch.randn(2, 32, 13, 21))
