@@ -20,7 +20,10 @@ Cost: ``O(N c d)`` routing plus ``O(c w^2 d) = O(N^2 d / c)`` attention (``O(N^1
 Auxiliary loss: during a training forward the mixer sets
 ``self.auxiliary_losses = {'loss_commitment': commitment_weight * value}`` (replaced at each
 forward, empty in eval); the centroids are updated in the same forward (training mode only), so
-evaluation neither updates them nor depends on anything but its input.
+evaluation neither updates them nor depends on anything but its input. Under activation
+checkpointing the recomputed forward updates them a second time (the official code skips the
+update while recomputing); under ``torch.distributed`` the update sums the statistics of all
+processes, as the official code does across TPU replicas.
 """
 import math
 from typing import Optional
