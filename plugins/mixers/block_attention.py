@@ -1,7 +1,7 @@
 """Block Transformer's global-to-local attention as a 2-D token mixer.
 
 Paper: Ho, Bae et al., "Block Transformer: Global-to-Local Language Modeling for Fast Inference"
-(arXiv 2406.02657, Sec. 2: embedder, block decoder, token decoder). Official code:
+(arXiv 2406.02657: embedder, block decoder, token decoder). Official code:
 itsnamgyu/block-transformer (``model/embedder/lookup.py``: a block embedding is the concatenation
 of its tokens' embeddings; ``model/token_decoder/base.py``: the ``prefix`` strategy, where a
 ``Conv1d`` (``expansion_layer``) expands each block's context into ``expansion_ratio`` prefix
@@ -9,7 +9,7 @@ tokens prepended to the block's tokens).
 
 As one mixer, on ``p_h x p_w`` blocks (windows) of the map:
 
-1. block embedding ``e_b = W_e [x_1; ...; x_{p^2}]`` (concatenation, Eq. of Sec. 2.1; or the mean
+1. block embedding ``e_b = W_e [x_1; ...; x_{p^2}]`` (the lookup embedder's concatenation; or the mean
    of the block's tokens with ``block_embed='mean'``);
 2. global stage: self-attention among the block embeddings, ``g_b = e_b + Attn(e)_b`` (one layer
    of the block decoder, with its residual);

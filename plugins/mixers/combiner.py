@@ -1,21 +1,21 @@
 """Combiner attention as a 2-D token mixer: direct attention plus region abstractions, one softmax.
 
-Paper: Ren, Dai, Dai, Chen, Yang, Leskovec, Schuurmans, Dai, "Combiner: Full Attention Transformer
-with Sparse Computation Cost" (arXiv 2107.05768, Sec. 3-4). Every query gets full support: a few
+Paper: Ren, Dai, Dai, Yang, Leskovec, Schuurmans, Dai, "Combiner: Full Attention Transformer
+with Sparse Computation Cost" (arXiv 2107.05768). Every query gets full support: a few
 keys directly, every other key through a region abstraction, whose attention weight is split
-inside the region by a local softmax ("local factorization", Eq. 7-9). All direct and abstraction
+inside the region by a local softmax (the paper's "local factorization"). All direct and abstraction
 logits share one softmax. Official code: google-research ``combiner/tf/approx_attention.py``
 (``sqrt_fixed_full``, ``axial_mixture_bidir``); the query is pre-scaled by ``d^-0.5``
 (``attention.get_qkv``), abstractions are max-pooled (``local_summary='identity-max'``).
 
-``mode='fixed'`` (Combiner-Fixed, Sec. 4.1, ``sqrt_fixed_full``), on ``p x p`` windows:
+``mode='fixed'`` (Combiner-Fixed, ``sqrt_fixed_full``), on ``p x p`` windows:
 query ``i`` attends directly to its window's tokens and to the abstraction of *every* window
 (``causal=False`` in the official call: the own window's abstraction included). The abstraction of
 window ``s`` is ``k_s = maxpool(K_s)`` with value ``v_s = sum_j softmax_j(maxpool(Q_s) . k_j) v_j``.
 Any H, W: padding is masked in the windows, the pooling and the local softmax. Cost
 ``O(N (p^2 + N / p^2) d)`` (``O(N^1.5 d)`` at ``p^2 = sqrt(N)``).
 
-``mode='axial'`` (Combiner-Axial, Sec. 4.2, ``axial_mixture_bidir``), on the image's own rows and
+``mode='axial'`` (Combiner-Axial, ``axial_mixture_bidir``), on the image's own rows and
 columns: query ``(r, c)`` attends directly to its row and its column, and to four sets of
 directional abstractions: for every column ``c'``, the part above row ``r`` and the part below it;
 for every row ``r'``, the part left of column ``c`` and the part right of it. The abstraction of a

@@ -1,11 +1,11 @@
 """Core Context Aware attention (CCA-Attention) as a 2-D token mixer.
 
 Paper: Chen et al., "Core Context Aware Transformers for Long Context Language Modeling" (ICML
-2025, arXiv 2412.12465, Sec. 3). Two parts, fused in one softmax:
+2025, arXiv 2412.12465). Two parts, fused in one softmax:
 
 * globality-pooling attention: the tokens are split into groups of ``g``; each group is
   compressed into one *core token* whose key and value are the group's keys and values weighted
-  by ``softmax_j(q_rep . k_j / sqrt(d))`` over the group (Eq. 2-3; the official
+  by ``softmax_j(q_rep . k_j / sqrt(d))`` over the group (the official
   ``fast_calculate_fusion_weights`` / ``_weight_pooling``, with ``q_rep`` the group's last query);
 * locality-preserving attention: the raw tokens of a local window.
 
@@ -83,7 +83,7 @@ class CoreContextAwareAttention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def core_tokens(self, qw, kw, vw, valid):
-        """Globality-pooling (Eq. 2-3): ``(B, heads, nW, L, d)`` windows and their validity
+        """Globality-pooling: ``(B, heads, nW, L, d)`` windows and their validity
         ``(nW, L)`` -> core keys and values ``(B, heads, nW, d)``."""
         counts = valid.sum(-1).to(qw.dtype)[:, None]                          # nW 1
         q_rep = (qw * valid[..., None]).sum(-2, keepdim=True) / counts[..., None]

@@ -1,7 +1,7 @@
 """Lightning Attention-2 (TransNormerLLM's decayed linear attention) as a 2-D token mixer.
 
 Papers: Qin et al., "Lightning Attention-2: A Free Lunch for Handling Unlimited Sequence Lengths
-in Large Language Models" (arXiv 2401.04658, Sec. 3.2, Algorithm 1: intra-block explicit products
+in Large Language Models" (arXiv 2401.04658, Algorithm 1: intra-block explicit products
 plus an inter-block key-value state); the layer around it is TransNormerLLM's (Qin et al., arXiv
 2307.14995), as the official example module ``examples/module/tnl_attn.py`` of
 OpenNLPLab/lightning-attention builds it: ``q, k, v = SiLU(W x)`` (no bias), per-head decay

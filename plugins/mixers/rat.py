@@ -1,7 +1,7 @@
 """RAT (recurrence within chunks, attention across chunks) as a 2-D token mixer.
 
 Paper: Wei et al., "RAT: Bridging RNN Efficiency and Attention Accuracy via Chunk-based Sequence
-Modeling" (arXiv 2507.04416, Sec. 3). Facts from the official layer (``src/model/backbone/rat/
+Modeling" (arXiv 2507.04416). Facts from the official layer (``src/model/backbone/rat/
 rat.py`` of the RAT code, MIT): one projection gives an output gate ``z``, values ``x``, a forget
 gate ``g`` and queries / keys shared by ``ngroups`` head groups; ``g = sigmoid(g + b_g)`` with
 ``b_g`` initialised to ``log U(1, L - 1)``; inside each chunk of ``L`` tokens a gated linear
@@ -38,7 +38,7 @@ def rope_2d(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
             base: float = 10000.0) -> torch.Tensor:
     """Rotary position embedding over 2-D positions (axial RoPE): the first half of the channels
     rotates by ``rows``, the second half by ``cols``, each half as in RoFormer (Su et al., arXiv
-    2104.09864, Eq. 34) with frequencies ``base^(-2i / (d / 2))``.
+    2104.09864) with frequencies ``base^(-2i / (d / 2))``.
 
     ``x: (..., P, d)`` with ``d % 4 == 0``; ``rows``, ``cols``: ``(P,)`` positions.
     """

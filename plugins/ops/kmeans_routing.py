@@ -1,7 +1,7 @@
 """Routing attention: online k-means clusters of queries and keys, attention inside each cluster.
 
 Paper: Roy, Saffar, Vaswani, Grangier, "Efficient Content-Based Sparse Attention with Routing
-Transformers" (arXiv 2003.05997, Sec. 4: Algorithm 1, Eq. 6-9). Facts from the official code
+Transformers" (arXiv 2003.05997). Facts from the official code
 (google-research ``routing_transformer/utils.py``: ``clustered_local_attention_helper``,
 ``online_kmeans``, ``gather_cluster_attention_items``, ``scatter_cluster_items``):
 

@@ -1,7 +1,7 @@
 """Lightning Attention-2: block-wise decayed linear attention, in pure PyTorch, causal or not.
 
 Paper: Qin et al., "Lightning Attention-2: A Free Lunch for Handling Unlimited Sequence Lengths in
-Large Language Models" (arXiv 2401.04658, Sec. 3.2, Algorithm 1). The attention is linear and
+Large Language Models" (arXiv 2401.04658, Algorithm 1). The attention is linear and
 unnormalised, with a per-head decay ``lambda`` (TransNormerLLM's ``exp(-slope)``):
 ``O = [(Q K^T) (.) M] V``, causal ``M_ij = lambda^(i-j)`` for ``j <= i`` (0 otherwise). The
 sequence is cut into blocks of ``B`` tokens: inside a block the products are explicit
