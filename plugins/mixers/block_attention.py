@@ -9,8 +9,8 @@ tokens prepended to the block's tokens).
 
 As one mixer, on ``p_h x p_w`` blocks (windows) of the map:
 
-1. block embedding ``e_b = W_e [x_1; ...; x_{p^2}]`` (the lookup embedder's concatenation; or the mean
-   of the block's tokens with ``block_embed='mean'``);
+1. block embedding ``e_b = W_e [x_1; ...; x_{p^2}]`` (the lookup embedder's concatenation; or the
+   mean of the block's tokens with ``block_embed='mean'``);
 2. global stage: self-attention among the block embeddings, ``g_b = e_b + Attn(e)_b`` (one layer
    of the block decoder, with its residual);
 3. prefix: ``r`` tokens ``[P_b1, ..., P_br] = W_x g_b`` (the expansion layer);
