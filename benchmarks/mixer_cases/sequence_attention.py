@@ -333,7 +333,7 @@ CASES = [
               lambda dim, heads: LongShortAttention(dim, heads, local_radius=3), 'quadratic',
               'dense per-head masked SDPA (no official code)', ls_dense_reference,
               note='num_heads // 4 (at least 1) global heads are quadratic'),
-    MixerCase('LightningAttention B64', 'Lightning Attention-2 (2401.04658)',
+    MixerCase('LightningAttention B64', 'Lightning Attention (2405.17381)',
               lambda dim, heads: LightningAttention(dim, heads, block_size=64), 'linear',
               'official torch reference linear_attn (dense decay mask)',
               lightning_torch_reference),

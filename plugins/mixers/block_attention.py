@@ -1,7 +1,7 @@
-"""Block Transformer's global-to-local attention as a 2-D token mixer.
+"""Global-to-local attention as a 2-D token mixer. Paper: Ho, Bae et al., "Block Transformer:
+Global-to-Local Language Modeling for Fast Inference" (NeurIPS 2024, arXiv 2406.02657).
 
-Paper: Ho, Bae et al., "Block Transformer: Global-to-Local Language Modeling for Fast Inference"
-(arXiv 2406.02657: embedder, block decoder, token decoder). Official code:
+The paper's embedder, block decoder and token decoder in one mixer. Official code:
 itsnamgyu/block-transformer (``model/embedder/lookup.py``: a block embedding is the concatenation
 of its tokens' embeddings; ``model/token_decoder/base.py``: the ``prefix`` strategy, where a
 ``Conv1d`` (``expansion_layer``) expands each block's context into ``expansion_ratio`` prefix

@@ -1,12 +1,13 @@
-"""Combiner attention as a 2-D token mixer: direct attention plus region abstractions, one softmax.
+"""Direct attention plus region abstractions in one softmax, as a 2-D token mixer. Paper: Ren,
+Dai, Dai, Yang, Leskovec, Schuurmans, Dai, "Combiner: Full Attention Transformer with Sparse
+Computation Cost" (NeurIPS 2021, arXiv 2107.05768).
 
-Paper: Ren, Dai, Dai, Yang, Leskovec, Schuurmans, Dai, "Combiner: Full Attention Transformer
-with Sparse Computation Cost" (arXiv 2107.05768). Every query gets full support: a few
-keys directly, every other key through a region abstraction, whose attention weight is split
-inside the region by a local softmax (the paper's "local factorization"). All direct and abstraction
-logits share one softmax. Official code: google-research ``combiner/tf/approx_attention.py``
-(``sqrt_fixed_full``, ``axial_mixture_bidir``); the query is pre-scaled by ``d^-0.5``
-(``attention.get_qkv``), abstractions are max-pooled (``local_summary='identity-max'``).
+Every query gets full support: a few keys directly, every other key through a region abstraction,
+whose attention weight is split inside the region by a local softmax (the paper's "local
+factorization"). All direct and abstraction logits share one softmax. Official code: google-research
+``combiner/tf/approx_attention.py`` (``sqrt_fixed_full``, ``axial_mixture_bidir``); the query is
+pre-scaled by ``d^-0.5`` (``attention.get_qkv``), abstractions are max-pooled
+(``local_summary='identity-max'``).
 
 ``mode='fixed'`` (Combiner-Fixed, ``sqrt_fixed_full``), on ``p x p`` windows:
 query ``i`` attends directly to its window's tokens and to the abstraction of *every* window

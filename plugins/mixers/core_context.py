@@ -1,7 +1,7 @@
-"""Core Context Aware attention (CCA-Attention) as a 2-D token mixer.
+"""Core-token pooling plus local attention as a 2-D token mixer. Paper: Chen et al., "Core Context
+Aware Attention for Long Context Language Modeling" (ICML 2025, arXiv 2412.12465).
 
-Paper: Chen et al., "Core Context Aware Transformers for Long Context Language Modeling" (ICML
-2025, arXiv 2412.12465). Two parts, fused in one softmax:
+Two parts, fused in one softmax:
 
 * globality-pooling attention: the tokens are split into groups of ``g``; each group is
   compressed into one *core token* whose key and value are the group's keys and values weighted

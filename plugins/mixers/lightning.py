@@ -1,13 +1,14 @@
-"""Lightning Attention-2 (TransNormerLLM's decayed linear attention) as a 2-D token mixer.
+"""Block-wise decayed linear attention as a 2-D token mixer. Paper: Qin et al., "Various Lengths,
+Constant Speed: Efficient Language Modeling with Lightning Attention" (ICML 2024, arXiv 2405.17381).
 
-Papers: Qin et al., "Lightning Attention-2: A Free Lunch for Handling Unlimited Sequence Lengths
-in Large Language Models" (arXiv 2401.04658, Algorithm 1: intra-block explicit products
-plus an inter-block key-value state); the layer around it is TransNormerLLM's (Qin et al., arXiv
-2307.14995), as the official example module ``examples/module/tnl_attn.py`` of
-OpenNLPLab/lightning-attention builds it: ``q, k, v = SiLU(W x)`` (no bias), per-head decay
-``lambda_h = exp(-s_h)`` with ALiBi slopes ``s_h`` scaled by the layer factor
-``1 - l / (L - 1) + 1e-5``, no softmax and no denominator, a LayerNorm on the output, a low-rank
-sigmoid output gate ``sigmoid(W_2 W_1 x)`` (rank = head_dim) and the output projection.
+Lightning attention splits causal linear attention into intra-block explicit products and an
+inter-block key-value state (the kernel trick), which removes the cumulative sum; its algorithm is
+that of Lightning Attention-2 (Qin et al., arXiv 2401.04658, Algorithm 1). The layer around it is
+TransNormerLLM's (TNL, introduced with it), as the official example module
+``examples/module/tnl_attn.py`` of OpenNLPLab/lightning-attention builds it: ``q, k, v = SiLU(W x)``
+(no bias), per-head decay ``lambda_h = exp(-s_h)`` with ALiBi slopes ``s_h`` scaled by the layer
+factor ``1 - l / (L - 1) + 1e-5``, no softmax and no denominator, a LayerNorm on the output, a
+low-rank sigmoid output gate ``sigmoid(W_2 W_1 x)`` (rank = head_dim) and the output projection.
 
 2-D, non-causal: the map is flattened in raster order and the causal mask
 ``M_ij = lambda^(i-j) [j <= i]`` becomes the symmetric ``M_ij = lambda^|i-j|``: the causal

@@ -1,12 +1,12 @@
-"""LS-attention (Long Short-attention) as a 2-D token mixer: local heads and global heads.
+"""Local heads and global heads in one layer (LS-attention) as a 2-D token mixer. Paper: Hajra,
+"Short-Range Dependency Effects on Transformer Instability and a Decomposed Attention Solution"
+(arXiv 2505.15548).
 
-Paper: Hajra, "Short-Range Dependency Effects on Transformer Instability and a Decomposed
-Attention Solution" (arXiv 2505.15548). Multi-head self-attention whose heads are split in one
-layer: *local* (short-range) heads attend within a band ``|i - j| <= l`` around the query, and a
-small number of *global* (long-range) heads attend to every token; the heads are concatenated and
-projected as in MHSA. The paper finds that dense short-range dependencies make full attention's
-logits grow (training instability) and that giving them to dedicated local heads avoids it. No
-official code is public.
+Multi-head self-attention whose heads are split in one layer: *local* (short-range) heads attend
+within a band ``|i - j| <= l`` around the query, and a small number of *global* (long-range) heads
+attend to every token; the heads are concatenated and projected as in MHSA. The paper finds that
+dense short-range dependencies make full attention's logits grow (training instability) and that
+giving them to dedicated local heads avoids it. No official code is public.
 
 2-D, non-causal: the band becomes a ``(2r+1) x (2r+1)`` window centred on the query,
 ``|dy| <= r`` and ``|dx| <= r``, truncated at the borders as a sequence band is at its ends

@@ -1,8 +1,8 @@
-"""RAT (recurrence within chunks, attention across chunks) as a 2-D token mixer.
+"""Recurrence within chunks, attention across chunks, as a 2-D token mixer. Paper: Wei et al.,
+"RAT: Bridging RNN Efficiency and Attention Accuracy in Language Modeling" (arXiv 2507.04416).
 
-Paper: Wei et al., "RAT: Bridging RNN Efficiency and Attention Accuracy via Chunk-based Sequence
-Modeling" (arXiv 2507.04416). Facts from the official layer (``src/model/backbone/rat/
-rat.py`` of the RAT code, MIT): one projection gives an output gate ``z``, values ``x``, a forget
+Facts from the official layer (``src/model/backbone/rat/rat.py`` of the RAT code, MIT): one
+projection gives an output gate ``z``, values ``x``, a forget
 gate ``g`` and queries / keys shared by ``ngroups`` head groups; ``g = sigmoid(g + b_g)`` with
 ``b_g`` initialised to ``log U(1, L - 1)``; inside each chunk of ``L`` tokens a gated linear
 recurrence ``h_t = g_t h_{t-1} + (1 - g_t) [x_t; k_t]`` (reset at the chunk start) runs on values

@@ -1,11 +1,11 @@
-"""Routing attention (Routing Transformer) as a 2-D token mixer.
+"""Routing attention as a 2-D token mixer. Paper: Roy, Saffar, Vaswani, Grangier,
+"Efficient Content-Based Sparse Attention with Routing Transformers" (arXiv 2003.05997).
 
-Paper: Roy, Saffar, Vaswani, Grangier, "Efficient Content-Based Sparse Attention with Routing
-Transformers" (arXiv 2003.05997). Queries and keys are routed by online k-means: each of ``c``
-clusters (centroids per head, kept as EMA buffers, not trained by gradient) takes the ``w``
-queries and the ``w`` keys closest to its centroid, and attention runs inside each cluster only
-(see :mod:`plugins.ops.kmeans_routing` for the official code's facts). A commitment loss pulls
-the normalised queries and keys towards their centroids.
+Queries and keys are routed by online k-means: each of ``c`` clusters (centroids per head, kept
+as EMA buffers, not trained by gradient) takes the ``w`` queries and the ``w`` keys closest to its
+centroid, and attention runs inside each cluster only (see :mod:`plugins.ops.kmeans_routing` for
+the official code's facts). A commitment loss pulls the normalised queries and keys towards their
+centroids.
 
 2-D, non-causal: routing is permutation-equivariant, so the map is simply flattened; the causal
 mask and the index sort of the language model are dropped, and queries and keys are routed

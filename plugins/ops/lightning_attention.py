@@ -1,14 +1,14 @@
-"""Lightning Attention-2: block-wise decayed linear attention, in pure PyTorch, causal or not.
+"""Lightning attention: block-wise decayed linear attention, in pure PyTorch, causal or not.
 
-Paper: Qin et al., "Lightning Attention-2: A Free Lunch for Handling Unlimited Sequence Lengths in
-Large Language Models" (arXiv 2401.04658, Algorithm 1). The attention is linear and
-unnormalised, with a per-head decay ``lambda`` (TransNormerLLM's ``exp(-slope)``):
-``O = [(Q K^T) (.) M] V``, causal ``M_ij = lambda^(i-j)`` for ``j <= i`` (0 otherwise). The
-sequence is cut into blocks of ``B`` tokens: inside a block the products are explicit
-(``[(Q_t K_t^T) (.) D] V_t``, the intra-block part); across blocks a ``d x d_v`` key-value state
-carries the earlier blocks (the inter-block part, the kernel trick), decayed by ``lambda^B`` per
-block: ``KV_{t+1} = lambda^B KV_t + (lambda^(B-1-j) K_t)^T V_t``,
-``O_inter = (lambda^(i+1) Q_t) KV_t``.
+Papers: Qin et al., "Various Lengths, Constant Speed: Efficient Language Modeling with Lightning
+Attention" (ICML 2024, arXiv 2405.17381) and "Lightning Attention-2: A Free Lunch for Handling
+Unlimited Sequence Lengths in Large Language Models" (arXiv 2401.04658, Algorithm 1). The attention
+is linear and unnormalised, with a per-head decay ``lambda`` (TransNormerLLM's ``exp(-slope)``): ``O
+= [(Q K^T) (.) M] V``, causal ``M_ij = lambda^(i-j)`` for ``j <= i`` (0 otherwise). The sequence is
+cut into blocks of ``B`` tokens: inside a block the products are explicit (``[(Q_t K_t^T) (.) D]
+V_t``, the intra-block part); across blocks a ``d x d_v`` key-value state carries the earlier blocks
+(the inter-block part, the kernel trick), decayed by ``lambda^B`` per block: ``KV_{t+1} = lambda^B
+KV_t + (lambda^(B-1-j) K_t)^T V_t``, ``O_inter = (lambda^(i+1) Q_t) KV_t``.
 
 Non-causal (the vision form): ``M_ij = lambda^|i-j|``, i.e. the causal pass (diagonal included)
 plus its mirror over strictly later blocks and positions (the anti-causal pass), each computed
