@@ -46,7 +46,8 @@ class RoutingAttention(nn.Module):
         window_size: tokens per cluster ``w``; None = ``ceil(H W / c)`` (clamped to ``H W``).
         share_qk: route and attend with the queries as keys (official decoder); False routes
             queries and keys separately (official encoder self-attention).
-        commitment_weight: ``beta`` of the commitment loss (1e-4 officially).
+        commitment_weight: ``beta`` of the commitment loss (1e-4 officially), applied to the sum
+            of the queries' and the keys' losses (the queries' alone with ``share_qk``).
         ema_decay: decay of the centroid moving averages (0.999 officially).
         qk_scale: logit scale of the layer-normalised queries and keys; the official code uses
             none (1.0): its ``d^-0.5`` query scale is undone by the normalisation.
