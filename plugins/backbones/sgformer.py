@@ -398,6 +398,8 @@ class SGFormer(AttentionBackbone):
     }
     arch_zoo.update(small=arch_zoo['s'], medium=arch_zoo['m'], base=arch_zoo['b'])
     converter = 'sgformer'
+    #: the official evaluation (its main.py, model EMA on by default) loads the EMA weights
+    checkpoint_copies = ('state_dict_ema', 'state_dict', 'model')
 
     def __init__(self, arch='s', in_channels=3, out_indices=(0, 1, 2, 3), frozen_stages=-1,
                  norm_eval=False, drop_path_rate=0., with_cp=False, init_cfg=None):
