@@ -185,6 +185,10 @@ class DiNAT(NAT):
     Mini/Tiny/Small/Base (20M / 28M / 51M / 90M with the ImageNet classifier).
 
     ``dilations`` defaults to ``'classification'`` (the ImageNet models); the official detection and
-    segmentation configs use ``'detection'`` and ``'segmentation'``.
+    segmentation configs use ``'detection'`` and ``'segmentation'``. Unlike NAT-Small, the official
+    DiNAT-Small (``dinat_small``, and its detection / segmentation backbones) has no layer scale;
+    Base has it, as NAT-Base.
     """
     default_dilations = 'classification'
+    arch_zoo = {**NAT.arch_zoo, 'small': dict(NAT.arch_zoo['small'], layer_scale=None)}
+    arch_zoo['s'] = arch_zoo['small']

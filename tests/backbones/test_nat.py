@@ -126,3 +126,12 @@ def test_bad_arguments_are_clear_errors():
         DiNAT('mini', dilations=[[1, 2], [1], [1], [1]])
     with pytest.raises(ValueError, match='not one of'):
         DiNAT('mini', dilations='imagenet')
+
+
+@pytest.mark.parametrize('arch,gammas', [('mini', 0), ('tiny', 0), ('small', 0), ('base', 60)])
+def test_dinat_layer_scales_are_those_of_the_official_presets(arch, gammas):
+    """The official dinat_small has no layer scale (NAT-Small and DiNAT-Base do): a release
+    holds no ``gamma`` for it, and 1e-5 layer scales would nearly skip every block."""
+    with torch.device('meta'):
+        names = [n for n, _ in DiNAT(arch).named_parameters() if 'gamma' in n]
+    assert len(names) == gammas
