@@ -23,17 +23,31 @@ def test_detection_size_with_the_detection_dilations():
     check_output_shapes(DiNAT('mini', dilations='detection'), (800, 1216))
 
 
-def test_map_smaller_than_kernel_times_dilation_clamps_the_dilation():
+def test_small_map_clamp_clamps_the_dilation():
     """At 64x64 the stride-4 map is 16x16: the detection dilation 28 (7 x 28 = 196 > 16) runs as
-    16 // 7 = 2; the smaller maps run undilated (the official code zero-pads to 7 x 28 instead)."""
+    16 // 7 = 2; the smaller maps run undilated."""
     torch.manual_seed(0)
-    detection = DiNAT('mini', dilations='detection').eval()
-    clamped = DiNAT('mini', dilations=[[1, 2, 1], [1] * 4, [1] * 6, [1] * 5]).eval()
+    detection = DiNAT('mini', dilations='detection', small_map='clamp').eval()
+    clamped = DiNAT('mini', dilations=[[1, 2, 1], [1] * 4, [1] * 6, [1] * 5],
+                    small_map='clamp').eval()
     clamped.load_state_dict(detection.state_dict())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         for a, b in zip(detection(x), clamped(x)):
             torch.testing.assert_close(a, b)
+
+
+def test_small_maps_are_padded_as_the_official_releases_by_default():
+    """The NATTEN of the releases pads maps shorter than kernel x dilation: at 64x64 with the
+    detection dilations the features differ from the clamped ones (stage 1: 16 < 7 x 28)."""
+    torch.manual_seed(0)
+    padded = DiNAT('mini', dilations='detection').eval()
+    clamped = DiNAT('mini', dilations='detection', small_map='clamp').eval()
+    clamped.load_state_dict(padded.state_dict())
+    assert all(b.attn.small_map == 'pad' for s in padded.stages for b in s.blocks)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (padded(x)[0] - clamped(x)[0]).abs().max() > 1e-3
 
 
 def test_norm_eval_leaves_the_layernorms_training():
