@@ -20,8 +20,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 import torch  # noqa: E402
 
 import plugins  # noqa: E402,F401  (registers every converter)
-from plugins.utils.checkpoint import (CheckpointError, extract_state_dict,  # noqa: E402
-                                      load_checkpoint_file)
+from plugins.utils.checkpoint import (CheckpointError, cached_download,  # noqa: E402
+                                      extract_state_dict, is_url, load_checkpoint_file)
 from plugins.utils.converters import CONVERTERS  # noqa: E402
 
 #: where the backbone's keys live in the checkpoints of mmdet / mmseg / mmpose models
@@ -55,7 +55,9 @@ def convert(state: dict, arch: str, prefix: str = ''):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('arch', nargs='?', help=f'architecture, one of {sorted(CONVERTERS)}')
-    parser.add_argument('src', nargs='?', help='the official checkpoint')
+    parser.add_argument('src', nargs='?',
+                        help="the official checkpoint: a file, or the release's URL (downloaded "
+                             "once into torch's hub cache)")
     parser.add_argument('dst', nargs='?', help='where to write the converted checkpoint')
     parser.add_argument('--prefix', default=None,
                         help="convert only the keys under this prefix, keeping the others (default: "
@@ -75,7 +77,8 @@ def main(argv=None):
     if osp.abspath(args.src) == osp.abspath(args.dst):
         parser.error('dst must differ from src: the original checkpoint is never overwritten')
     try:
-        state = extract_state_dict(load_checkpoint_file(args.src), copy=args.copy)
+        src = cached_download(args.src) if is_url(args.src) else args.src
+        state = extract_state_dict(load_checkpoint_file(src), copy=args.copy)
         prefix = detect_prefix(state) if args.prefix is None else args.prefix
         converted, dropped = convert(state, args.arch, prefix)
     except CheckpointError as err:

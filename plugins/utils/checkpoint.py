@@ -72,8 +72,58 @@ def allow_mmengine_checkpoints() -> None:
                         (history_buffer_method, 'builtins.getattr')])
 
 
+def is_url(path) -> bool:
+    return isinstance(path, str) and path.startswith(('http://', 'https://'))
+
+
+def cached_download(url: str, sha256: Optional[str] = None) -> str:
+    """The local copy of a released checkpoint: downloaded once into torch's hub cache
+    (``$TORCH_HOME/hub/checkpoints``, where mmengine and torch.hub keep theirs), then reused.
+
+    ``sha256`` (the release's, where it publishes one; else the one ``reference.yaml`` records
+    for this URL) is checked after the download; a file that fails the check is deleted and
+    refused. Without network the error names the URL and where to place the file by hand.
+    """
+    import hashlib
+    from torch.hub import download_url_to_file, get_dir
+    from urllib.parse import urlparse
+    folder = os.path.join(get_dir(), 'checkpoints')
+    path = os.path.join(folder, os.path.basename(urlparse(url).path) or 'checkpoint.pth')
+    sha256 = sha256 or known_sha256(url)
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        print_log(f'downloading {url} to {path}', logger='current')
+        try:
+            download_url_to_file(url, path, progress=False)  # to a temporary file, then renamed
+        except Exception as err:  # noqa: BLE001 (any network or HTTP failure)
+            raise CheckpointError(
+                f'could not download {url} ({type(err).__name__}: {err}). Without network access, '
+                f'download it on another machine and place it at {path} (or set the checkpoint '
+                f'to a local path).') from None
+    if sha256:
+        digest = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+        if digest.hexdigest() != sha256.lower():
+            os.remove(path)
+            raise CheckpointError(f'{url} downloaded to {path} has SHA-256 {digest.hexdigest()}, '
+                                  f'not the release\'s {sha256}: the file was deleted; the '
+                                  f'download was corrupt or the release has changed.')
+    return path
+
+
+def known_sha256(url: str) -> Optional[str]:
+    """The SHA-256 that ``plugins/backbones/reference.yaml`` records for a release URL, if any."""
+    from ..backbones.reference import release_checksums
+    return release_checksums().get(url)
+
+
 def check_checkpoint_path(path: str) -> None:
-    """Fail early, with a clear message, for a path that cannot be a checkpoint."""
+    """Fail early, with a clear message, for a path that cannot be a checkpoint (a URL is
+    fetched when it is loaded)."""
+    if is_url(path):
+        return
     if not os.path.exists(path):
         raise CheckpointError(f'checkpoint {path!r} does not exist: check the path (relative paths '
                               f'are taken from the current directory {os.getcwd()!r})')
@@ -272,7 +322,8 @@ def load_pretrained(module: torch.nn.Module,
     only the model has (the output norms of a dense-task backbone) are reported, not refused.
 
     Args:
-        checkpoint: path of the file (the official release's or the toolkit's own).
+        checkpoint: path of the file (the official release's or the toolkit's own), or the URL
+            of a release (downloaded once into torch's hub cache, see :func:`cached_download`).
         convert: maps the release's key names to the module's (see ``plugins.utils.converters``).
         prefix: keep only keys under this prefix and strip it (e.g. ``'backbone.'`` to take a
             backbone out of a detector's checkpoint).
@@ -284,6 +335,8 @@ def load_pretrained(module: torch.nn.Module,
         dict with ``loaded``, ``missing``, ``unexpected``, ``mismatched``, ``extra_blocks``,
         ``absent_blocks`` key lists and the ``copy`` taken (also logged as one summary).
     """
+    if is_url(checkpoint):
+        checkpoint = cached_download(checkpoint)
     state = extract_state_dict(load_checkpoint_file(checkpoint, map_location), copy, copies)
     taken = state.copy
     if prefix:
