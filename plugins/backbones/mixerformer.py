@@ -120,8 +120,9 @@ def _preset(depths, embed_dims, layer_scale_init):
 class MixerFormer(AttentionBackbone):
     """A MetaFormer pyramid whose token mixer is any registered mixer, chosen per stage.
 
-    Example (neighborhood attention in every stage; window attention in the last two, alternating
-    shifts; the loss hook for mixers with an auxiliary loss)::
+    Examples: neighborhood attention in every stage; pooling in stages 1-2, shifted windows
+    (shifts alternating over the blocks) in stage 3, global attention in stage 4; the hook that
+    adds the auxiliary losses of mixers that have one (docs/mixerformer.md)::
 
         backbone=dict(type='MixerFormer', arch='s12',
                       mixers=dict(type='NeighborhoodAttention2d', kernel_size=7))
@@ -181,14 +182,14 @@ class MixerFormer(AttentionBackbone):
         stage_mixers = self.mixer_configs(mixers, depths)
         rates = self.drop_path_rates(depths)
         stages = []
-        for i, (dim, depth) in enumerate(zip(dims, depths)):
+        for i, dim in enumerate(dims):
             embed = (ConvPatchEmbed(in_channels, dim, 7, 4, 2) if i == 0 else
                      ConvPatchEmbed(dims[i - 1], dim, 3, 2, 1))
-            blocks = [MixerFormerBlock(dim, self.build_mixer(stage_mixers[i][j], dim,
-                                                             settings['num_heads'][i], i, j),
-                                       settings['mlp_ratios'][i], norm_cfg, act_cfg, rates[i][j],
+            heads, ratio = settings['num_heads'][i], settings['mlp_ratios'][i]
+            blocks = [MixerFormerBlock(dim, self.build_mixer(cfg, dim, heads, i, j), ratio,
+                                       norm_cfg, act_cfg, rates[i][j],
                                        settings['layer_scale_init'], drop_rate)
-                      for j in range(depth)]
+                      for j, cfg in enumerate(stage_mixers[i])]
             norm = (build_norm_layer(norm_cfg, dim)[1] if i in self.out_indices
                     else nn.Identity())
             stages.append(MixerFormerStage(embed, blocks, norm))
@@ -240,7 +241,7 @@ class MixerFormer(AttentionBackbone):
         if 'dim' in cfg:
             raise ValueError(f'MixerFormer stage {stage}: a mixer config must not set dim (it is '
                              f'the stage width, {dim}); got {cfg!r}')
-        if MODELS.get(cfg['type']) is None:
+        if isinstance(cfg['type'], str) and MODELS.get(cfg['type']) is None:
             from ..utils.config_checks import suggest_types
             raise KeyError(f"MixerFormer stage {stage}: no registered module {cfg['type']!r}; "
                            f"nearest: {suggest_types(cfg['type'])}; mixers of the toolkit: "
