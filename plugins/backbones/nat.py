@@ -84,13 +84,14 @@ class NATBlock(PreNormBlock):
 
 
 class NATStage(nn.Module):
-    """Tokenizer (stage 0) or downsampler, blocks, and the output LayerNorm."""
+    """Tokenizer (stage 0) or downsampler, blocks, and the output LayerNorm (on a returned map
+    only)."""
 
-    def __init__(self, downsample, blocks, dim):
+    def __init__(self, downsample, blocks, dim, out_norm=True):
         super().__init__()
         self.downsample = downsample
         self.blocks = nn.ModuleList(blocks)
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim) if out_norm else nn.Identity()
 
 
 @MODELS.register_module()
@@ -153,7 +154,7 @@ class NAT(AttentionBackbone):
             blocks = [NATBlock(dim, s['num_heads'][i], kernel_size, self.dilations[i][j],
                                s['mlp_ratio'], rates[i][j], s['layer_scale'])
                       for j in range(depth)]
-            stages.append(NATStage(downsample, blocks, dim))
+            stages.append(NATStage(downsample, blocks, dim, self.is_returned(i, len(depths))))
         self.stages = nn.ModuleList(stages)
         self.stage_channels = dims
         self.stage_strides = [4 * 2**i for i in range(len(depths))]

@@ -16,23 +16,7 @@ from plugins.backbones.nat import NAT, DiNAT, dinat_dilations
 from plugins.utils.checkpoint import load_pretrained
 from plugins.utils.converters import get_converter
 
-from .contract import (ROOT, check_frozen_stages, check_gradients_reach_every_parameter,
-                       check_official_layout_loads, check_output_shapes, check_parameter_count,
-                       check_with_cp, run_demo_train_step)
-
-
-@pytest.mark.parametrize('cls', [NAT, DiNAT])
-@pytest.mark.parametrize('arch', ['mini', 'tiny', 'small', 'base'])
-def test_parameter_count_matches_the_official_release(cls, arch):
-    with torch.device('meta'):
-        backbone = cls(arch)
-    check_parameter_count(backbone, cls.__name__, arch)
-
-
-@pytest.mark.parametrize('cls', [NAT, DiNAT])
-@pytest.mark.parametrize('size', [(97, 131), (33, 250)])
-def test_any_input_size_gives_ceil_of_stride(cls, size):
-    check_output_shapes(cls('mini'), size, channels=[64, 128, 256, 512])
+from .contract import (ROOT, check_official_layout_loads, check_output_shapes)
 
 
 def test_detection_size_with_the_detection_dilations():
@@ -52,15 +36,6 @@ def test_map_smaller_than_kernel_times_dilation_clamps_the_dilation():
             torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize('cls', [NAT, DiNAT])
-def test_gradients_reach_every_parameter(cls):
-    check_gradients_reach_every_parameter(cls('mini', drop_path_rate=0.1))
-
-
-def test_frozen_stages_have_no_gradient_and_stay_in_eval():
-    check_frozen_stages(NAT('mini', frozen_stages=2), 2)
-
-
 def test_norm_eval_leaves_the_layernorms_training():
     """norm_eval acts on BatchNorm only; NAT normalises with LayerNorm (no running statistics), so
     norm_eval=True changes nothing: every module still trains and the outputs are the same."""
@@ -73,10 +48,6 @@ def test_norm_eval_leaves_the_layernorms_training():
     x = torch.randn(1, 3, 64, 64)
     for a, b in zip(plain(x), norm_eval(x)):
         torch.testing.assert_close(a, b)
-
-
-def test_with_cp_gives_the_same_output_and_gradients():
-    check_with_cp(lambda **kw: DiNAT('mini', **kw))
 
 
 def official_state_dict(backbone, detection=True):
@@ -130,11 +101,6 @@ def test_imagenet_checkpoint_reports_head_and_output_norms(tmp_path):
                                                for p in ('weight', 'bias'))
 
 
-def test_converter_is_idempotent_on_toolkit_keys():
-    state = NAT('mini').state_dict()
-    assert list(get_converter('nat')(state)) == list(state)
-
-
 # The per-layer dilations of the official DiNAT-Tiny configs, as they are written there
 # (detection/configs/dinat/mask_rcnn_dinat_tiny_3x_coco.py,
 # segmentation/configs/dinat/upernet_dinat_tiny_512x512_160k_ade20k.py).
@@ -156,15 +122,7 @@ def test_configs_use_the_official_dilations(config, setting):
 
 
 def test_bad_arguments_are_clear_errors():
-    with pytest.raises(KeyError, match='no preset'):
-        NAT('huge')
     with pytest.raises(ValueError, match='one value per layer'):
         DiNAT('mini', dilations=[[1, 2], [1], [1], [1]])
     with pytest.raises(ValueError, match='not one of'):
         DiNAT('mini', dilations='imagenet')
-
-
-@pytest.mark.slow
-def test_demo_config_trains_one_step(demo_data, tmp_path):
-    run_demo_train_step('configs/dinat/upernet_dinat-t_demo-ade20k.py', demo_data, tmp_path,
-                        'seg')
