@@ -190,7 +190,7 @@ class MixerFormer(AttentionBackbone):
                                        norm_cfg, act_cfg, rates[i][j],
                                        settings['layer_scale_init'], drop_rate)
                       for j, cfg in enumerate(stage_mixers[i])]
-            norm = (build_norm_layer(norm_cfg, dim)[1] if i in self.out_indices
+            norm = (build_norm_layer(norm_cfg, dim)[1] if self.is_returned(i, len(dims))
                     else nn.Identity())
             stages.append(MixerFormerStage(embed, blocks, norm))
         self.stages = nn.ModuleList(stages)

@@ -14,8 +14,9 @@ from plugins.mixers.window import ShiftedWindowAttention
 from plugins.utils.checkpoint import load_pretrained
 from plugins.utils.converters import get_converter
 from tools.analysis.mixer_status import SMALL_ARCH, check_mixer
-from .contract import (ROOT, check_frozen_stages, check_gradients_reach_every_parameter,
-                       check_official_layout_loads, check_output_shapes, check_with_cp)
+from plugins.utils.tools import build_runner
+from tests.demo_step import demo_step_config, unformatted_config_text
+from .contract import ROOT, check_official_layout_loads, check_output_shapes
 
 # sail-sg/poolformer models/poolformer.py: poolformer_{s12,s24,s36,m36,m48} (layers, embed_dims)
 POOLFORMER = {
@@ -143,11 +144,6 @@ def test_toolkit_checkpoint_round_trips(tmp_path):
     check_official_layout_loads(make, lambda m: m.state_dict(), tmp_path)
 
 
-def test_converter_is_idempotent_on_toolkit_keys():
-    state = MixerFormer(SMALL_ARCH).state_dict()
-    assert list(get_converter('mixerformer')(state)) == list(state)
-
-
 def test_presets_have_poolformers_layer_scale_and_heads_of_dim_32():
     with torch.device('meta'):
         s12, m36 = MixerFormer('s12'), MixerFormer('m36')
@@ -171,6 +167,27 @@ def test_registry_discovery_finds_the_toolkit_mixers():
     mixers = registered_mixers()
     assert {'PoolingMixer', 'NeighborhoodAttention2d', 'BiLevelRoutingAttention'} <= set(mixers)
     assert 'MixerFormer' not in mixers and 'ECABlock' not in mixers
+
+
+def test_mask_rcnn_demo_step_trains_the_mixer_and_logs_its_auxiliary_loss(demo_root, tmp_path):
+    """One Mask R-CNN iteration of a demo config through its runner, the mixer swapped to routing
+    attention by cfg-options (narrow stages: the demo configs' own step runs in
+    test_demo_configs.py): every mixer parameter gets a gradient, and the commitment loss (added
+    by the configs' AuxiliaryLossHook) is in the logged losses."""
+    config = 'configs/mixerformer/mask-rcnn_mixerformer-s12-pooling_fpn_demo-coco.py'
+    cfg = demo_step_config(config, demo_root, tmp_path, cfg_options={
+        'model.backbone.mixers.type': 'RoutingAttention', 'model.backbone.arch': dict(SMALL_ARCH, _delete_=True),
+        'model.neck.in_channels': SMALL_ARCH['embed_dims']})
+    with unformatted_config_text():
+        runner = build_runner(cfg)
+        mixer_params = {n: p for n, p in runner.model.backbone.named_parameters()
+                        if '.token_mixer.' in n}
+        reached = set()
+        for name, param in mixer_params.items():
+            param.register_post_accumulate_grad_hook(lambda p, name=name: reached.add(name))
+        runner.train()
+    assert mixer_params and reached == set(mixer_params)
+    assert runner.message_hub.get_scalar('train/loss_commitment').current() > 0
 
 
 # ---- mixers by config ------------------------------------------------------------------------
@@ -210,34 +227,7 @@ def test_swapping_the_mixer_by_cfg_options():
     assert type(mixer).__name__ == 'HaloAttention' and mixer.block_size == 4
 
 
-# ---- the backbone contract -------------------------------------------------------------------
-@pytest.mark.parametrize('size', [(97, 131), (32, 32), (35, 250)])
-def test_any_input_size_gives_ceil_of_stride(size):
-    model = MixerFormer(SMALL_ARCH, mixers=dict(type='NeighborhoodAttention2d', kernel_size=3))
-    check_output_shapes(model, size, channels=[16, 32, 48, 64])
-
-
-def test_output_norms_only_on_returned_stages():
-    model = MixerFormer(SMALL_ARCH, out_indices=(1, 3))
-    assert [type(s.norm).__name__ for s in model.stages] == ['Identity', 'GroupNorm',
-                                                            'Identity', 'GroupNorm']
-    assert model.out_channels == [32, 64] and model.strides == [8, 32]
-
-
-def test_gradients_reach_every_parameter():
-    check_gradients_reach_every_parameter(
-        MixerFormer(SMALL_ARCH, mixers=dict(type='GlobalSelfAttention'), drop_path_rate=0.1))
-
-
-def test_frozen_stages():
-    check_frozen_stages(MixerFormer(SMALL_ARCH, frozen_stages=2), 2)
-
-
-def test_with_cp_gives_the_same_output_and_gradients():
-    check_with_cp(lambda **kw: MixerFormer(SMALL_ARCH, mixers=dict(type='GlobalSelfAttention'),
-                                           **kw))
-
-
+# ---- particular to MixerFormer (the contract: tests/backbones/test_contract.py) ---------------
 def test_bad_configs_are_clear_errors():
     with pytest.raises(KeyError, match='nearest'):
         MixerFormer(SMALL_ARCH, mixers=dict(type='NeighbourhoodAttention2d'))
