@@ -176,7 +176,8 @@ def test_mask_rcnn_demo_step_trains_the_mixer_and_logs_its_auxiliary_loss(demo_r
     by the configs' AuxiliaryLossHook) is in the logged losses."""
     config = 'configs/mixerformer/mask-rcnn_mixerformer-s12-pooling_fpn_demo-coco.py'
     cfg = demo_step_config(config, demo_root, tmp_path, cfg_options={
-        'model.backbone.mixers.type': 'RoutingAttention', 'model.backbone.arch': dict(SMALL_ARCH, _delete_=True),
+        'model.backbone.mixers.type': 'RoutingAttention',
+        'model.backbone.arch': dict(SMALL_ARCH, _delete_=True),
         'model.neck.in_channels': SMALL_ARCH['embed_dims']})
     with unformatted_config_text():
         runner = build_runner(cfg)
