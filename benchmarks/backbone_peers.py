@@ -207,6 +207,13 @@ def _davit(preset, timm_name, ctx):
     return timm_features(timm_name)
 
 
+@register_peer('MixerFormer', label='timm {timm_name}',
+               presets={k: f'poolformer_{k}' for k in ('s12', 's24', 's36', 'm36', 'm48')})
+def _mixerformer(preset, timm_name, ctx):
+    # the presets are PoolFormer (the default mixer is its pooling): timm's PoolFormer v1
+    return timm_features(timm_name)
+
+
 # ---------------------------------------------------------------------------------- official code
 
 @register_peer('VAN', label='official van.py {name}',
