@@ -1,0 +1,137 @@
+"""Ring self-attention equals one-process SDPA: the block kernels and the log-sum-exp merge in
+one process, then the ring and the sequence-parallel mixer on 2 and 3 gloo processes (odd token
+counts, forward and input / weight gradients within 1e-5)."""
+import copy
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from plugins.mixers.global_attention import GlobalSelfAttention
+from plugins.ops.global_attention import dense_attention
+from plugins.ops.ring_attention import (block_attention, block_attention_backward, merge_partial,
+                                        ring_attention, sequence_parallel_attention, shard_sizes)
+
+TOL = 1e-5
+
+
+def max_err(a, b):
+    return (a - b).abs().max().item()
+
+
+def test_shard_sizes_split_tokens_into_contiguous_near_equal_chunks():
+    assert shard_sizes(37, 3) == [13, 12, 12]
+    assert shard_sizes(8, 4) == [2, 2, 2, 2]
+    assert sum(shard_sizes(1001, 7)) == 1001 and max(shard_sizes(1001, 7)) == 143
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_block_kernel_returns_the_dense_output_and_log_sum_exp(fused, monkeypatch):
+    monkeypatch.setattr('plugins.ops.ring_attention.QUERY_BLOCK', 8)  # several query blocks
+    q, k, v = (torch.randn(2, 3, n, 8, dtype=torch.float64) for n in (19, 23, 23))
+    out, lse = block_attention(q, k, v, 0.3, fused=fused)
+    assert max_err(out, dense_attention(q, k, v, scale=0.3)) < 1e-12
+    assert max_err(lse, torch.logsumexp(q @ k.transpose(-2, -1) * 0.3, -1)) < 1e-12
+
+
+@pytest.mark.parametrize('fused', [True, False])
+def test_merged_key_blocks_and_their_backward_equal_sdpa(fused, monkeypatch):
+    monkeypatch.setattr('plugins.ops.ring_attention.QUERY_BLOCK', 8)
+    q, k, v = (torch.randn(2, 3, n, 8, dtype=torch.float64, requires_grad=True)
+               for n in (19, 31, 31))
+    ref = F.scaled_dot_product_attention(q, k, v)
+    grad = torch.randn_like(ref)
+    ref.backward(grad)
+    blocks = [slice(0, 10), slice(10, 21), slice(21, 31)]
+    out = lse = None
+    for b in blocks:
+        out, lse = merge_partial(out, lse, *block_attention(q, k[..., b, :], v[..., b, :],
+                                                            8 ** -0.5, fused=fused))
+    assert max_err(out, ref) < 1e-12
+    dq = 0
+    for b in blocks:
+        dq_b, dk_b, dv_b = block_attention_backward(grad, q, k[..., b, :], v[..., b, :], out, lse,
+                                                    8 ** -0.5, fused=fused)
+        dq = dq + dq_b
+        assert max_err(dk_b, k.grad[..., b, :]) < 1e-12
+        assert max_err(dv_b, v.grad[..., b, :]) < 1e-12
+    assert max_err(dq, q.grad) < 1e-12
+
+
+def test_one_process_is_exactly_sdpa():
+    q, k, v = (torch.randn(2, 3, 37, 8) for _ in range(3))
+    expected = F.scaled_dot_product_attention(q, k, v)
+    assert torch.equal(ring_attention(q, k, v), expected)
+    assert torch.equal(sequence_parallel_attention(q, k, v), expected)
+    plain = GlobalSelfAttention(32, 4)
+    sharded = GlobalSelfAttention(32, 4, sequence_parallel=True)
+    sharded.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 32, 5, 7)
+    assert torch.equal(sharded(x), plain(x))
+
+
+# ---- several processes -------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def check_ring_attention(rank, world):
+    """Each rank holds its chunk of the same 37 tokens; forward and q / k / v gradients."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 37, 8, generator=gen, requires_grad=True) for _ in range(3))
+    grad = torch.randn(2, 3, 37, 8, generator=gen)
+    ref = F.scaled_dot_product_attention(q, k, v)
+    ref.backward(grad)
+    start = sum(shard_sizes(37, world)[:rank])
+    rows = slice(start, start + shard_sizes(37, world)[rank])
+    mine = [t.detach()[..., rows, :].clone().requires_grad_() for t in (q, k, v)]
+    out = ring_attention(*mine)
+    out.backward(grad[..., rows, :])
+    assert max_err(out, ref[..., rows, :]) < TOL
+    for local, full in zip(mine, (q, k, v)):
+        assert max_err(local.grad, full.grad[..., rows, :]) < TOL
+
+
+def check_sequence_parallel_mixer(rank, world):
+    """Every rank has images of its own (its batch size and map size): the sharded mixer gives
+    each rank what the unsharded one gives, and the same input and weight gradients."""
+    torch.manual_seed(0)
+    plain = GlobalSelfAttention(32, 4)
+    sharded = copy.deepcopy(plain)
+    sharded.sequence_parallel = True
+    gen = torch.Generator().manual_seed(10 + rank)
+    x = torch.randn(1 + rank % 2, 32, 5 + rank, 7, generator=gen)  # 35, 42, 49 tokens
+    grad = torch.randn(x.shape, generator=gen)
+    outs = []
+    for mixer in (plain, sharded):
+        xi = x.clone().requires_grad_()
+        out = mixer(xi)
+        out.backward(grad)
+        outs.append((out, xi.grad))
+    assert max_err(outs[1][0], outs[0][0]) < TOL
+    assert max_err(outs[1][1], outs[0][1]) < TOL
+    for a, b in zip(plain.parameters(), sharded.parameters()):
+        assert max_err(b.grad, a.grad) < TOL
+
+
+def _worker(rank, world, port):
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
+                            world_size=world)
+    try:
+        check_ring_attention(rank, world)
+        check_sequence_parallel_mixer(rank, world)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('world', [2, 3])
+def test_ring_and_sharded_mixer_equal_sdpa_on_gloo_processes(world):
+    # forked, not spawned: a spawned child re-imports the whole OpenMMLab stack (30-50 s for
+    # 2-3 children on 2 cores); each child runs torch on one thread (no OpenMP pool after fork)
+    mp.start_processes(_worker, args=(world, free_port()), nprocs=world, start_method='fork')
