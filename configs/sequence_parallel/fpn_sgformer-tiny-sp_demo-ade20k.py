@@ -1,9 +1,12 @@
 # Sequence parallelism in a demo: Semantic FPN on a tiny SG-Former whose two last stages attend
 # globally (sr = 1) and, with sequence_parallel=True, shard their tokens over the processes of
-# `bash tools/dist_train.sh CONFIG NUM_PROCS` (ring attention; one process: no change). Trains
-# from scratch on the generated ADE20K-layout set at 100x90 (global stages: 6x7 and 3x4 tokens);
-# with two processes it gives the losses of the unsharded model (tests/tools/test_multinode.py).
-# No real-dataset twin: it shows the option, which any SG-Former or GlobalSelfAttention takes.
+# `bash tools/dist_train.sh CONFIG NUM_PROCS` (ring attention; one process: no change). The
+# processes share each image, so the training sampler gives all of them the same batch
+# (ReplicatedInfiniteSampler); validation keeps the default sampler (each process its own
+# images, attended unsharded). Trains from scratch on the generated ADE20K-layout set at 100x90
+# (global stages: 6x7 and 3x4 tokens); with two processes it gives the losses of the unsharded
+# model (tests/tools/test_multinode.py). No real-dataset twin: it shows the option, which any
+# SG-Former or GlobalSelfAttention takes.
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py',
     '../_base_/datasets/demo_ade20k.py',
@@ -39,7 +42,8 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs'),
 ]
-train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(batch_size=2, sampler=dict(type='ReplicatedInfiniteSampler', shuffle=True),
+                        dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 randomness = dict(seed=0)

@@ -183,8 +183,9 @@ class _AttentionBase(nn.Module):
 
 class GlobalAttention(_AttentionBase):
     """Multi-head self-attention over all tokens, plus LePE (the last stage, ``sr = 1``).
-    ``sequence_parallel``: ring attention over the default process group when it has more than
-    one process (``plugins/ops/ring_attention.py``; the same result, to float rounding)."""
+    ``sequence_parallel``: the tokens sharded over the processes of the default group when they
+    hold the same images (ring attention, ``plugins/ops/ring_attention.py``; the same result, to
+    float rounding); one-process runs attend with SDPA instead of the explicit softmax."""
 
     def __init__(self, dim, num_heads, qkv_bias=True, sequence_parallel=False):
         super().__init__(dim, num_heads)
@@ -194,14 +195,15 @@ class GlobalAttention(_AttentionBase):
 
     def forward(self, x, size, significance=None):
         b, n, c = x.shape
-        q = self.heads(self.q(x), self.num_heads)
-        k, v = self.kv_heads(self.kv(x), self.num_heads)
         if self.sequence_parallel:
-            out = sequence_parallel_attention(q, k, v, scale=self.scale)
+            out = sequence_parallel_attention(x, self.project_qkv, scale=self.scale)
         else:
-            out = softmax_attention(q, k, v, self.scale)
+            out = softmax_attention(*self.project_qkv(x), self.scale)
         out = out.transpose(1, 2).reshape(b, n, c)
         return self.proj(out + self.lepe(x, size)), None
+
+    def project_qkv(self, x):  # B n C -> 3 x (B heads n d)
+        return (self.heads(self.q(x), self.num_heads), *self.kv_heads(self.kv(x), self.num_heads))
 
 
 class HybridScaleAttention(_AttentionBase):
@@ -395,8 +397,8 @@ class SGFormer(AttentionBackbone):
             1, 2, 4, 8) and ``pos_embed_size`` (the grid of the learned stride-4 position
             embedding: 56 for 224 pre-training).
         sequence_parallel: the global stages (``sr = 1``) shard their tokens over the processes
-            of a distributed run (ring attention, ``plugins/ops/ring_attention.py``); no effect
-            in a one-process run.
+            of a distributed run whose processes hold the same images (ring attention,
+            ``plugins/ops/ring_attention.py``).
         Others: see :class:`AttentionBackbone`. Stages below the last alternate hybrid-scale and
         self-guided blocks (blocks 0, 2, ... and 1, 3, ...), the last stage attends globally.
     """

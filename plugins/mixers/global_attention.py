@@ -2,11 +2,11 @@
 ``N = H W`` tokens, on ``F.scaled_dot_product_attention``: ``O(N^2 C)`` time; the fused kernels
 keep memory at ``O(N C)`` in inference. The speed limit every local mixer is compared with.
 
-With ``sequence_parallel=True`` and a default process group of more than one process (the one that
-``tools/dist_train.sh`` starts through mmengine's launcher), the attention runs as ring
-self-attention (``plugins/ops/ring_attention.py``): every image's tokens are sharded over the
-processes, each computes ``1/P`` of the ``O(N^2)`` work, and the result comes back to the image's
-process, so the mixer returns what the unsharded mixer returns (to float rounding).
+With ``sequence_parallel=True`` and a default process group of more than one process (the one
+``tools/dist_train.sh`` starts through mmengine's launcher) whose processes hold the same images
+(sequence parallelism: ``sampler=dict(type='ReplicatedInfiniteSampler')``), each process projects
+and attends for its chunk of the tokens (ring attention, ``plugins/ops/ring_attention.py``) and
+the chunks are gathered: the output is the unsharded mixer's on every process, to float rounding.
 """
 import torch
 import torch.nn as nn
@@ -23,7 +23,8 @@ class GlobalSelfAttention(nn.Module):
     Args:
         dim: channels C; num_heads: heads (C divisible by it); qkv_bias; proj_drop.
         sequence_parallel: shard the tokens over the default process group (ring attention)
-            when one of more than one process is initialised; without one it changes nothing.
+            when its processes hold the same images; otherwise (one process, or different
+            images per process) the mixer attends unsharded, with the same result.
     """
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True,
@@ -40,9 +41,16 @@ class GlobalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        qkv = self.qkv(x.flatten(2).transpose(1, 2))  # B N 3C
-        q, k, v = qkv.view(b, h * w, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        attention = sequence_parallel_attention if self.sequence_parallel else global_attention
-        out = attention(q, k, v)  # B heads N d
+        tokens = x.flatten(2).transpose(1, 2)  # B N C
+        if self.sequence_parallel:
+            out = sequence_parallel_attention(tokens, self.project_qkv)
+        else:
+            out = global_attention(*self.project_qkv(tokens))  # B heads N d
         out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, h * w, c)))
         return out.transpose(1, 2).reshape(b, c, h, w)
+
+    def project_qkv(self, tokens: torch.Tensor):
+        """``(B, n, C)`` -> ``q, k, v``, each ``(B, heads, n, C / heads)``."""
+        b, n, _ = tokens.shape
+        qkv = self.qkv(tokens).view(b, n, 3, self.num_heads, self.head_dim)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)

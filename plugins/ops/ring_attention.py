@@ -19,7 +19,8 @@ rowsum(dO * O)``, ``dV_j = P^T dO``, ``dS = P * (dO V_j^T - D)``, ``dQ = sum_j d
 its gradient accumulators and arrives home after ``P`` hops.
 
 Per rank: ``O(N^2 d / P)`` time, ``O(N d / P)`` memory (chunks, their gradients and one chunk in
-flight), ``2 (P - 1)`` messages of one chunk per pass. Token counts need not divide by ``P``
+flight); it sends ``P - 1`` key / value chunks in the forward pass, ``P`` chunks with their
+gradients in the backward pass. Token counts need not divide by ``P``
 (:func:`shard_sizes`: the first ``N mod P`` ranks hold one token more). Works on any backend with
 point-to-point sends: gloo on CPU, NCCL on GPU. With one process (or no process group) the op *is*
 :func:`global_attention` (SDPA), the one-process op.
@@ -29,19 +30,20 @@ Block kernel: on CPU, PyTorch's fused flash-attention kernel, which returns the 
 specification) the same math written out, queries in blocks of :data:`QUERY_BLOCK` so that the
 logits never exceed ``QUERY_BLOCK x n`` per head.
 
-:func:`sequence_parallel_attention` runs the ring under data parallelism, where every rank holds
-whole images of its own: every image's tokens are sharded over all ranks (an all-to-all), the
-rings run, and the outputs return to the image's rank.
+:func:`sequence_parallel_attention` is the attention of a model trained with sequence
+parallelism: the processes hold the same images, each projects and attends for its chunk of the
+tokens, and the outputs are all-gathered.
 """
-import math
-from typing import List, Optional, Sequence, Tuple
+import warnings
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
 
 from .global_attention import global_attention
 
-__all__ = ['shard_sizes', 'ring_attention', 'sequence_parallel_attention']
+__all__ = ['shard_sizes', 'ring_attention', 'token_chunk', 'gather_chunks',
+           'sequence_parallel_attention']
 
 QUERY_BLOCK = 1024  # queries per block of the written-out kernel (bounds its logits' memory)
 
@@ -104,33 +106,26 @@ def block_attention_backward(dout, q, k, v, out, lse, scale: float, fused: Optio
 
 
 def merge_partial(out, lse, block_out, block_lse):
-    """Merge two partial softmax results by the log-sum-exp rule (exact)."""
+    """Merge a block's partial softmax result into the running one by the log-sum-exp rule
+    (exact); updates ``out`` in place."""
     if out is None:
         return block_out, block_lse
     merged = torch.logaddexp(lse, block_lse)
-    out = out * torch.exp(lse - merged).unsqueeze(-1) + \
-        block_out * torch.exp(block_lse - merged).unsqueeze(-1)
+    out.mul_(torch.exp(lse - merged).unsqueeze(-1))
+    out.add_(block_out * torch.exp(block_lse - merged).unsqueeze(-1))
     return out, merged
 
 
 # ---- the ring ----------------------------------------------------------------------------------
-def _pack(*tensors: torch.Tensor) -> torch.Tensor:
-    """One contiguous buffer, so that one message carries them all."""
-    return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def _unpack(buffer: torch.Tensor, shapes: Sequence[Sequence[int]]) -> List[torch.Tensor]:
-    sizes = [math.prod(s) for s in shapes]
-    return [part.view(s) for part, s in zip(buffer.split(sizes), shapes)]
-
-
-def _pass_along(send: torch.Tensor, recv_numel: int, group):
-    """Post the send of ``send`` to the next rank and the receive of ``recv_numel`` elements from
-    the previous one; returns ``(requests, receive buffer)``."""
+def _pass_along(send: Sequence[torch.Tensor], recv_shapes, group):
+    """Post the sends of ``send`` to the next rank and the receives of tensors of
+    ``recv_shapes`` from the previous one (one message each, told apart by their tags);
+    returns ``(requests, received tensors)``."""
     rank, world = _rank_and_world(group)
-    recv = send.new_empty(recv_numel)
-    ops = [dist.P2POp(dist.isend, send, _global_rank(group, (rank + 1) % world), group),
-           dist.P2POp(dist.irecv, recv, _global_rank(group, (rank - 1) % world), group)]
+    recv = [t.new_empty(shape) for t, shape in zip(send, recv_shapes)]
+    nxt, prev = _global_rank(group, (rank + 1) % world), _global_rank(group, (rank - 1) % world)
+    ops = [dist.P2POp(dist.isend, t, nxt, group, tag) for tag, t in enumerate(send)]
+    ops += [dist.P2POp(dist.irecv, t, prev, group, tag) for tag, t in enumerate(recv)]
     return dist.batch_isend_irecv(ops), recv
 
 
@@ -141,51 +136,44 @@ def _wait(requests) -> None:
 
 def _ring_forward(q, k, v, scale, group, sizes):
     rank, world = _rank_and_world(group)
-    lead, dk, dv = k.shape[:-2], k.shape[-1], v.shape[-1]
 
     def shapes(n):  # of the key and value chunk of n tokens
-        return [(*lead, n, dk), (*lead, n, dv)]
+        return [(*k.shape[:-2], n, k.shape[-1]), (*v.shape[:-2], n, v.shape[-1])]
 
-    held, n_held = _pack(k, v), k.shape[-2]
+    held = [k, v]
     out = lse = None
     for step in range(world):
         source = (rank - step - 1) % world  # owner of the chunk that arrives next
-        pending = _pass_along(held, sum(map(math.prod, shapes(sizes[source]))), group) \
+        pending = _pass_along(held, shapes(sizes[source]), group) \
             if step < world - 1 else None  # in flight while this chunk is computed
-        out, lse = merge_partial(out, lse, *block_attention(q, *_unpack(held, shapes(n_held)),
-                                                            scale))
+        out, lse = merge_partial(out, lse, *block_attention(q, *held, scale))
         if pending is not None:
             _wait(pending[0])
-            held, n_held = pending[1], sizes[source]
+            held = pending[1]
     return out, lse
 
 
 def _ring_backward(dout, q, k, v, out, lse, scale, group, sizes):
     rank, world = _rank_and_world(group)
-    lead, dk, dv = k.shape[:-2], k.shape[-1], v.shape[-1]
 
     def shapes(n):  # key, value, and their gradient accumulators
-        return [(*lead, n, dk), (*lead, n, dv)] * 2
+        return [(*k.shape[:-2], n, k.shape[-1]), (*v.shape[:-2], n, v.shape[-1])] * 2
 
     dq = torch.zeros_like(q)
-    held, n_held = _pack(k, v, torch.zeros_like(k), torch.zeros_like(v)), k.shape[-2]
+    held = [k, v, torch.zeros_like(k), torch.zeros_like(v)]  # a chunk and its gradients travel
     for step in range(world):
-        key, value, grad_key, grad_value = _unpack(held, shapes(n_held))
+        key, value, grad_key, grad_value = held
         dq_b, dk_b, dv_b = block_attention_backward(dout, q, key, value, out, lse, scale)
         dq += dq_b
-        grad_key += dk_b  # accumulates in ``held``, travelling with its chunk
+        grad_key += dk_b
         grad_value += dv_b
-        source = (rank - step - 1) % world
-        n_next = sizes[source]
+        n_next = sizes[(rank - step - 1) % world]
         if step < world - 1:
-            requests, held = _pass_along(held, sum(map(math.prod, shapes(n_next))), group)
+            requests, held = _pass_along(held, shapes(n_next), group)
         else:  # the last hop takes the gradients home to the chunk's owner
-            requests, held = _pass_along(_pack(grad_key, grad_value),
-                                         sum(map(math.prod, shapes(n_next)[2:])), group)
+            requests, held = _pass_along(held[2:], shapes(n_next)[2:], group)
         _wait(requests)
-        n_held = n_next
-    grad_k, grad_v = _unpack(held, shapes(k.shape[-2])[2:])
-    return dq, grad_k, grad_v
+    return dq, held[0], held[1]
 
 
 class _RingAttention(torch.autograd.Function):
@@ -255,76 +243,96 @@ def ring_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group=None
                                 tuple(chunk_sizes))
 
 
-# ---- data parallel + sequence parallel ---------------------------------------------------------
-class _AllToAll(torch.autograd.Function):
-    """Rank ``r`` sends ``send[j]`` to rank ``j`` and receives ``recv_shapes[j]`` from it;
-    tensors of any sizes (point-to-point messages), differentiable (the reverse exchange)."""
+# ---- sequence parallelism in a model ----------------------------------------------------------
+def token_chunk(x: torch.Tensor, dim: int, group=None) -> Tuple[torch.Tensor, List[int]]:
+    """This rank's contiguous chunk of ``x`` along ``dim`` and every rank's chunk size."""
+    rank, world = _rank_and_world(group)
+    sizes = shard_sizes(x.shape[dim], world)
+    return x.narrow(dim, sum(sizes[:rank]), sizes[rank]), sizes
+
+
+class _GatherChunks(torch.autograd.Function):
+    """All-gather of the ranks' chunks along ``dim`` (any sizes). Backward: the sum over the ranks
+    of the gradient of this rank's chunk (the all-gather's adjoint, a reduce-scatter), which
+    data-parallel averaging turns into the exact gradient (:func:`sequence_parallel_attention`)."""
 
     @staticmethod
-    def forward(ctx, group, recv_shapes, *send):
-        ctx.group, ctx.send_shapes = group, [t.shape for t in send]
-        return tuple(_exchange([t.contiguous() for t in send], recv_shapes, group))
+    def forward(ctx, chunk, dim, sizes, group):
+        rank, world = _rank_and_world(group)
+        ctx.dim, ctx.sizes, ctx.group = dim, sizes, group
+        shape = list(chunk.shape)
+        shape[dim] = max(sizes)
+        padded = chunk.new_zeros(shape)
+        padded.narrow(dim, 0, sizes[rank]).copy_(chunk)
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded, group=group)
+        return torch.cat([p.narrow(dim, 0, n) for p, n in zip(parts, sizes)], dim=dim)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, *grads):
-        grads = _exchange([g.contiguous() for g in grads], ctx.send_shapes, ctx.group)
-        return (None, None, *grads)
+    def backward(ctx, grad):
+        rank, _ = _rank_and_world(ctx.group)
+        grad = grad.contiguous()
+        dist.all_reduce(grad, group=ctx.group)
+        start = sum(ctx.sizes[:rank])
+        return grad.narrow(ctx.dim, start, ctx.sizes[rank]).contiguous(), None, None, None
 
 
-def _exchange(send: List[torch.Tensor], recv_shapes, group) -> List[torch.Tensor]:
-    rank, world = _rank_and_world(group)
-    recv = [send[rank].new_empty(s) for s in recv_shapes]
-    recv[rank].copy_(send[rank])
-    ops = []
-    for step in range(1, world):  # pair up as a ring schedule: to r + step, from r - step
-        dst, src = (rank + step) % world, (rank - step) % world
-        ops.append(dist.P2POp(dist.isend, send[dst], _global_rank(group, dst), group))
-        ops.append(dist.P2POp(dist.irecv, recv[src], _global_rank(group, src), group))
-    _wait(dist.batch_isend_irecv(ops))
-    return recv
+def gather_chunks(chunk: torch.Tensor, dim: int, sizes: Sequence[int], group=None) -> torch.Tensor:
+    """The whole tensor from every rank's chunk along ``dim`` (differentiable)."""
+    return _GatherChunks.apply(chunk, dim, list(sizes), group)
 
 
-def sequence_parallel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group=None,
+def _same_on_every_rank(x: torch.Tensor, group, rtol: float = 1e-5) -> bool:
+    """Whether every rank holds the same ``x`` (shapes equal, sums of ``x`` and ``|x|`` agree to
+    ``rtol``: the ranks' replicated computations may differ by float rounding on GPU)."""
+    _, world = _rank_and_world(group)
+    data = x.detach().double()
+    shape = torch.tensor([x.dim(), *x.shape] + [0] * (8 - x.dim()), dtype=torch.float64,
+                         device=x.device)
+    mine = torch.cat([shape, torch.stack([data.sum(), data.abs().sum()])])
+    rows = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(rows, mine, group=group)
+    table = torch.stack(rows).cpu()
+    if (table[:, :-2] != table[0, :-2]).any():
+        return False
+    sums = table[:, -2:]
+    return bool(((sums - sums[0]).abs() <= rtol * sums[0].abs().clamp_min(1e-30)).all())
+
+
+def sequence_parallel_attention(tokens: torch.Tensor, to_qkv: Callable, group=None,
                                 scale: Optional[float] = None) -> torch.Tensor:
-    """Global attention of each rank's own images, their tokens sharded over all ranks.
+    """Self-attention of ``tokens`` with the tokens sharded over the ranks of ``group``.
 
-    Under data parallelism every rank holds different images (any batch size and token count
-    per rank). Here rank ``r`` takes the ``r``-th contiguous token chunk of *every* rank's
-    ``q, k, v`` (an all-to-all), one ring per image source computes :func:`ring_attention`,
-    and the output chunks go back to their source (the reverse all-to-all). The result on each
-    rank equals ``global_attention(q, k, v)`` of its own inputs, with ``O(N^2 / P)`` attention
-    work and memory per rank; gradients flow back the same way. With one process this is
-    :func:`global_attention`; maps with fewer tokens than ranks are computed locally.
+    Sequence parallelism: every rank holds the same images (a sampler that gives every process
+    the same batch, e.g. ``ReplicatedInfiniteSampler``); rank ``r`` projects only its chunk of
+    the tokens (``to_qkv``), :func:`ring_attention` gives that chunk's output, and the chunks are
+    all-gathered, so the output is the same on every rank. Per rank: ``1/P`` of the projections
+    and of the ``O(N^2)`` attention. The gradients of the sharded part sum over the ranks
+    (the all-gather's adjoint); after data-parallel averaging (DDP) every gradient equals the
+    one-process gradient.
+
+    When the ranks hold different inputs (the default, data-parallel sampler; e.g. validation)
+    or a map has fewer tokens than ranks, each rank attends over its own tokens unsharded:
+    the result is exact either way. With one process this is ``global_attention(*to_qkv(tokens))``.
 
     Args:
-        q, k, v: ``(B, heads, N, d)`` of this rank's images (values ``(B, heads, N, e)``).
+        tokens: ``(B, N, C)``.
+        to_qkv: ``tokens (B, n, C) -> (q, k, v)``, each ``(B, heads, n, d)``.
         group: the process group (``None``: the default group).
         scale: logit scale, default ``d ** -0.5``.
+
+    Returns:
+        ``(B, heads, N, d)``.
     """
-    rank, world = _rank_and_world(group)
-    if world == 1:
-        return global_attention(q, k, v, scale=scale)
-    if q.dim() != 4 or q.shape[:-1] != k.shape[:-1] or k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(f'sequence_parallel_attention takes q, k, v of shape (B, heads, N, d); '
-                         f'got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}')
-    b, heads, n, d = q.shape
-    table = _gather_rows([b, n, heads, d, v.shape[-1]], group, q.device)  # one row per source
-    if any(row[2:] != table[0][2:] for row in table):
-        raise ValueError(f'sequence_parallel_attention: heads and widths differ across ranks '
-                         f'({[tuple(row[2:]) for row in table]}): every rank must run the same '
-                         f'model')
-    if min(row[1] for row in table) < world:  # a map smaller than the group: no sharding
-        return global_attention(q, k, v, scale=scale)
-    dv = v.shape[-1]
-    sizes = [shard_sizes(row[1], world) for row in table]  # sizes[source][rank]
-    # this rank's images, chunk j (packed q | k | v) -> rank j; receive chunk ``rank`` of source s
-    send = list(torch.cat([q, k, v], dim=-1).split(sizes[rank], dim=-2))
-    recv_shapes = [(src_b, heads, sizes[s][rank], 2 * d + dv)
-                   for s, (src_b, *_) in enumerate(table)]
-    chunks = _AllToAll.apply(group, recv_shapes, *send)
-    outs = [ring_attention(*chunk.split([d, d, dv], dim=-1), group=group, scale=scale,
-                           chunk_sizes=sizes[s]) for s, chunk in enumerate(chunks)]
-    # output chunk of source s -> rank s; receive every rank's chunk of this rank's images
-    back = _AllToAll.apply(group, [(b, heads, sizes[rank][j], dv) for j in range(world)], *outs)
-    return torch.cat(back, dim=-2)
+    _, world = _rank_and_world(group)
+    if world > 1 and _same_on_every_rank(tokens, group) and tokens.shape[1] >= world:
+        chunk, sizes = token_chunk(tokens, 1, group)
+        out = ring_attention(*to_qkv(chunk), group=group, scale=scale, chunk_sizes=sizes)
+        return gather_chunks(out, -2, sizes, group)
+    if world > 1 and torch.is_grad_enabled():
+        warnings.warn('sequence_parallel_attention: the processes hold different images, so '
+                      'each attends over its own tokens, unsharded; to shard, give every '
+                      'process the same batch (sampler=dict(type="ReplicatedInfiniteSampler"))',
+                      stacklevel=2)
+    return global_attention(*to_qkv(tokens), scale=scale)

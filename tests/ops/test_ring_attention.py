@@ -1,6 +1,7 @@
 """Ring self-attention equals one-process SDPA: the block kernels and the log-sum-exp merge in
 one process, then the ring and the sequence-parallel mixer on 2 and 3 gloo processes (odd token
-counts, forward and input / weight gradients within 1e-5)."""
+counts, forward and input / weight gradients within 1e-5; the mixer's gradients after DDP's
+averaging)."""
 import copy
 import socket
 
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from plugins.mixers.global_attention import GlobalSelfAttention
 from plugins.ops.global_attention import dense_attention
 from plugins.ops.ring_attention import (block_attention, block_attention_backward, merge_partial,
-                                        ring_attention, sequence_parallel_attention, shard_sizes)
+                                        ring_attention, shard_sizes)
 
 TOL = 1e-5
 
@@ -65,7 +66,6 @@ def test_one_process_is_exactly_sdpa():
     q, k, v = (torch.randn(2, 3, 37, 8) for _ in range(3))
     expected = F.scaled_dot_product_attention(q, k, v)
     assert torch.equal(ring_attention(q, k, v), expected)
-    assert torch.equal(sequence_parallel_attention(q, k, v), expected)
     plain = GlobalSelfAttention(32, 4)
     sharded = GlobalSelfAttention(32, 4, sequence_parallel=True)
     sharded.load_state_dict(plain.state_dict())
@@ -97,26 +97,52 @@ def check_ring_attention(rank, world):
         assert max_err(local.grad, full.grad[..., rows, :]) < TOL
 
 
+def mixer_run(mixer, x, grad):
+    """Output, input gradient and weight gradients of ``mixer(x)`` for the upstream ``grad``."""
+    mixer.zero_grad()
+    x = x.clone().requires_grad_()
+    out = mixer(x)
+    out.backward(grad)
+    return out.detach(), x.grad, [p.grad.clone() for p in mixer.parameters()]
+
+
+def averaged(tensors, world):
+    """Data-parallel averaging of the ranks' gradients (what DDP does)."""
+    for t in tensors:
+        dist.all_reduce(t)
+        t /= world
+    return tensors
+
+
 def check_sequence_parallel_mixer(rank, world):
-    """Every rank has images of its own (its batch size and map size): the sharded mixer gives
-    each rank what the unsharded one gives, and the same input and weight gradients."""
+    """Every rank holds the same image (sequence parallelism): the sharded mixer's output is the
+    unsharded one on every rank, and its gradients, averaged over the ranks as DDP averages
+    them, are the unsharded gradients."""
     torch.manual_seed(0)
     plain = GlobalSelfAttention(32, 4)
     sharded = copy.deepcopy(plain)
     sharded.sequence_parallel = True
-    gen = torch.Generator().manual_seed(10 + rank)
-    x = torch.randn(1 + rank % 2, 32, 5 + rank, 7, generator=gen)  # 35, 42, 49 tokens
+    gen = torch.Generator().manual_seed(10)  # the same on every rank
+    x = torch.randn(2, 32, 5, 7, generator=gen)  # 35 tokens: 18 / 17 or 12 / 12 / 11
     grad = torch.randn(x.shape, generator=gen)
-    outs = []
-    for mixer in (plain, sharded):
-        xi = x.clone().requires_grad_()
-        out = mixer(xi)
-        out.backward(grad)
-        outs.append((out, xi.grad))
-    assert max_err(outs[1][0], outs[0][0]) < TOL
-    assert max_err(outs[1][1], outs[0][1]) < TOL
-    for a, b in zip(plain.parameters(), sharded.parameters()):
-        assert max_err(b.grad, a.grad) < TOL
+    expected, dx, dw = mixer_run(plain, x, grad)
+    out, sharded_dx, sharded_dw = mixer_run(sharded, x, grad)
+    assert max_err(out, expected) < TOL
+    assert not torch.allclose(sharded_dw[0], dw[0])  # sharded: this rank's part of the weights'
+    for a, b in zip(averaged([sharded_dx, *sharded_dw], world), [dx, *dw]):
+        assert max_err(a, b) < TOL
+
+
+def check_different_images_are_attended_unsharded(rank, world):
+    """Ranks with images of their own (data parallelism): each attends over its own tokens."""
+    torch.manual_seed(0)
+    plain = GlobalSelfAttention(32, 4)
+    sharded = copy.deepcopy(plain)
+    sharded.sequence_parallel = True
+    x = torch.randn(1 + rank % 2, 32, 5 + rank, 7)  # per-rank batch and map size
+    with pytest.warns(UserWarning, match='unsharded'):
+        out = sharded(x)
+    assert torch.equal(out, plain(x))
 
 
 def _worker(rank, world, port):
@@ -126,6 +152,7 @@ def _worker(rank, world, port):
     try:
         check_ring_attention(rank, world)
         check_sequence_parallel_mixer(rank, world)
+        check_different_images_are_attended_unsharded(rank, world)
     finally:
         dist.destroy_process_group()
 

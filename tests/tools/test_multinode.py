@@ -1,9 +1,9 @@
 """Launching on several machines and sequence parallelism, end to end on this machine.
 
-Three small training runs of a tiny sequence-parallel config (2 CPU processes, 3 iterations):
-one node sharded, one node unsharded, two "nodes" (two launches of tools/dist_train.sh with
-NNODES=2 on localhost, one process each, sharded, so the ring crosses the nodes). The losses must
-agree. The Slurm scripts are checked against a stand-in ``srun``.
+Three small training runs of a tiny sequence-parallel config (2 CPU processes sharing each batch,
+3 iterations): one node sharded, one node unsharded, two "nodes" (two launches of
+tools/dist_train.sh with NNODES=2 on localhost, one process each, sharded, so the ring crosses the
+nodes). The losses must agree. The Slurm scripts are checked against a stand-in ``srun``.
 """
 import json
 import os
@@ -39,10 +39,12 @@ def launch(work_dir, demo_data, nprocs, port, *options, **env):
                                                 OMP_NUM_THREADS='1', PORT=str(port), **env))
 
 
-def finish(*procs):
+def finish(*procs, sharded=True):
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, out[-3000:]
+        # the processes held the same batches, so the global stages ran sharded
+        assert not sharded or 'attends over its own tokens, unsharded' not in out
 
 
 def losses(work_dir):
@@ -65,7 +67,8 @@ def one_node_sharded(demo_data, tmp_path_factory):
 @pytest.mark.slow
 def test_sharded_training_gives_the_losses_of_the_unsharded_model(one_node_sharded, demo_data,
                                                                    tmp_path):
-    finish(launch(tmp_path, demo_data, 2, free_port(), 'model.backbone.sequence_parallel=False'))
+    finish(launch(tmp_path, demo_data, 2, free_port(), 'model.backbone.sequence_parallel=False'),
+           sharded=False)
     unsharded = losses(tmp_path)
     assert len(unsharded) == len(one_node_sharded) == 3
     assert one_node_sharded == pytest.approx(unsharded, rel=1e-5)
