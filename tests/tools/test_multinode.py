@@ -5,6 +5,7 @@ Three small training runs of a tiny sequence-parallel config (2 CPU processes sh
 tools/dist_train.sh with NNODES=2 on localhost, one process each, sharded, so the ring crosses the
 nodes). The losses must agree. The Slurm scripts are checked against a stand-in ``srun``.
 """
+import itertools
 import json
 import os
 import os.path as osp
@@ -13,7 +14,10 @@ import subprocess
 import sys
 
 import pytest
+from mmengine.dataset import DefaultSampler, InfiniteSampler
 
+from plugins.datasets.replicated_samplers import (ReplicatedDefaultSampler,
+                                                  ReplicatedInfiniteSampler)
 from plugins.utils.config_checks import ConfigError
 from plugins.utils.tools import slurm_environment
 
@@ -111,3 +115,14 @@ def test_slurm_environment_gives_torch_its_variables():
                                           MASTER_ADDR='10.0.0.1', MASTER_PORT='29500')
     with pytest.raises(ConfigError, match='SLURM_PROCID'):
         slurm_environment({})
+
+
+@pytest.mark.parametrize('rank', [0, 1, 2])
+def test_replicated_samplers_give_every_process_the_one_process_stream(rank, monkeypatch):
+    data = list(range(10))
+    alone = list(DefaultSampler(data, seed=3)), list(itertools.islice(InfiniteSampler(
+        data, seed=3), 25))
+    monkeypatch.setattr('mmengine.dataset.sampler.get_dist_info', lambda: (rank, 3))
+    assert len(list(DefaultSampler(data, seed=3))) == 4  # the default: this rank's share
+    assert list(ReplicatedDefaultSampler(data, seed=3)) == alone[0]
+    assert list(itertools.islice(ReplicatedInfiniteSampler(data, seed=3), 25)) == alone[1]
