@@ -46,6 +46,7 @@ __all__ = ['shard_sizes', 'ring_attention', 'token_chunk', 'gather_chunks',
            'sequence_parallel_attention']
 
 QUERY_BLOCK = 1024  # queries per block of the written-out kernel (bounds its logits' memory)
+GRADIENT_GROUPS = 4  # the backward kernel runs on a quarter of the (batch x heads) at a time
 
 
 def shard_sizes(num_tokens: int, world_size: int) -> List[int]:
@@ -105,6 +106,23 @@ def block_attention_backward(dout, q, k, v, out, lse, scale: float, fused: Optio
     return dq, dk, dv
 
 
+def add_block_gradients(dq, dk, dv, dout, q, k, v, out, lse, scale: float,
+                        fused: Optional[bool] = None) -> None:
+    """Add one block's gradients to the accumulators ``dq, dk, dv`` (in place), running the
+    backward kernel on :data:`GRADIENT_GROUPS` groups of the (batch x heads) rows in turn, so
+    that its outputs and buffers never exceed a fraction of a chunk (all tensors contiguous)."""
+    tensors = [t.view(1, -1, *t.shape[-2:]) for t in (dq, dk, dv, dout, q, k, v, out)]
+    tensors.append(lse.view(1, -1, lse.shape[-1]))
+    rows = tensors[0].shape[1]
+    step = -(-rows // GRADIENT_GROUPS)
+    for start in range(0, rows, step):
+        gq, gk, gv, *inputs = (t[:, start:start + step] for t in tensors)
+        grads = block_attention_backward(*inputs, scale, fused=fused)
+        gq += grads[0]
+        gk += grads[1]
+        gv += grads[2]
+
+
 def merge_partial(out, lse, block_out, block_lse):
     """Merge a block's partial softmax result into the running one by the log-sum-exp rule
     (exact); updates ``out`` in place."""
@@ -129,9 +147,18 @@ def _pass_along(send: Sequence[torch.Tensor], recv_shapes, group):
     return dist.batch_isend_irecv(ops), recv
 
 
-def _wait(requests) -> None:
+def _swap(send: Sequence[torch.Tensor], recv_shapes, group) -> List[torch.Tensor]:
+    """:func:`_pass_along` and wait: the tensors that arrived."""
+    requests, received = _pass_along(send, recv_shapes, group)
+    _wait(requests)
+    return received
+
+
+def _wait(requests: list) -> None:
+    """Wait for the requests and drop them (a finished send's request still holds its tensor)."""
     for request in requests:
         request.wait()
+    requests.clear()
 
 
 def _ring_forward(q, k, v, scale, group, sizes):
@@ -148,9 +175,10 @@ def _ring_forward(q, k, v, scale, group, sizes):
             if step < world - 1 else None  # in flight while this chunk is computed
         out, lse = merge_partial(out, lse, *block_attention(q, *held, scale))
         if pending is not None:
-            _wait(pending[0])
-            held = pending[1]
-    return out, lse
+            requests, held = pending
+            _wait(requests)
+            pending = None
+    return out.contiguous(), lse.contiguous()  # (the fused kernel's are transposed in memory)
 
 
 def _ring_backward(dout, q, k, v, out, lse, scale, group, sizes):
@@ -162,18 +190,13 @@ def _ring_backward(dout, q, k, v, out, lse, scale, group, sizes):
     dq = torch.zeros_like(q)
     held = [k, v, torch.zeros_like(k), torch.zeros_like(v)]  # a chunk and its gradients travel
     for step in range(world):
-        key, value, grad_key, grad_value = held
-        dq_b, dk_b, dv_b = block_attention_backward(dout, q, key, value, out, lse, scale)
-        dq += dq_b
-        grad_key += dk_b
-        grad_value += dv_b
-        n_next = sizes[(rank - step - 1) % world]
-        if step < world - 1:
-            requests, held = _pass_along(held, shapes(n_next), group)
-        else:  # the last hop takes the gradients home to the chunk's owner
-            requests, held = _pass_along(held[2:], shapes(n_next)[2:], group)
-        _wait(requests)
-    return dq, held[0], held[1]
+        add_block_gradients(dq, held[2], held[3], dout, q, held[0], held[1], out, lse, scale)
+        next_shapes = shapes(sizes[(rank - step - 1) % world])
+        # two exchanges, so that only half of a chunk's buffers are ever in flight
+        if step < world - 1:  # the next keys and values (after the last step: none)
+            held[:2] = _swap(held[:2], next_shapes[:2], group)
+        held[2:] = _swap(held[2:], next_shapes[2:], group)  # gradients; at the end, home
+    return dq, held[2], held[3]
 
 
 class _RingAttention(torch.autograd.Function):
