@@ -13,11 +13,13 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-from mmengine.dataset import DefaultSampler, InfiniteSampler
+from mmengine.dataset import DefaultSampler, InfiniteSampler, worker_init_fn
 
 from plugins.datasets.replicated_samplers import (ReplicatedDefaultSampler,
-                                                  ReplicatedInfiniteSampler)
+                                                  ReplicatedInfiniteSampler,
+                                                  replicated_worker_init_fn)
 from plugins.utils.config_checks import ConfigError
 from plugins.utils.tools import slurm_environment
 
@@ -126,3 +128,10 @@ def test_replicated_samplers_give_every_process_the_one_process_stream(rank, mon
     assert len(list(DefaultSampler(data, seed=3))) == 4  # the default: this rank's share
     assert list(ReplicatedDefaultSampler(data, seed=3)) == alone[0]
     assert list(itertools.islice(ReplicatedInfiniteSampler(data, seed=3), 25)) == alone[1]
+
+
+def test_replicated_worker_seeds_are_process_zeros():
+    worker_init_fn(1, num_workers=2, rank=0, seed=5)
+    expected = np.random.rand()
+    replicated_worker_init_fn(1, num_workers=2, seed=5)
+    assert np.random.rand() == expected
