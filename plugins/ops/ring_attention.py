@@ -203,7 +203,8 @@ class _RingAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, scale, group, sizes):
-        out, lse = _ring_forward(q, k, v, scale, group, sizes)
+        with torch.autocast(q.device.type, enabled=False):  # in the inputs' precision
+            out, lse = _ring_forward(q, k, v, scale, group, sizes)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.scale, ctx.group, ctx.sizes = scale, group, sizes
         return out
@@ -212,8 +213,9 @@ class _RingAttention(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout):
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = _ring_backward(dout.contiguous(), q, k, v, out, lse, ctx.scale, ctx.group,
-                                    ctx.sizes)
+        with torch.autocast(q.device.type, enabled=False):
+            dq, dk, dv = _ring_backward(dout.to(q.dtype).contiguous(), q, k, v, out, lse,
+                                        ctx.scale, ctx.group, ctx.sizes)
         return dq, dk, dv, None, None, None
 
 
@@ -262,8 +264,11 @@ def ring_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, group=None
                          f'{world} ranks at least one token, and this rank ({rank}) '
                          f'{q.shape[-2]} tokens')
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return _RingAttention.apply(q.contiguous(), k.contiguous(), v.contiguous(), scale, group,
-                                tuple(chunk_sizes))
+    dtype = q.dtype  # half precision: the ring and its log-sum-exp merge run in float32
+    work = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    out = _RingAttention.apply(*(t.to(work).contiguous() for t in (q, k, v)), scale, group,
+                               tuple(chunk_sizes))
+    return out.to(dtype)
 
 
 # ---- sequence parallelism in a model ----------------------------------------------------------

@@ -114,6 +114,20 @@ def averaged(tensors, world):
     return tensors
 
 
+def check_bfloat16_autocast(rank, world):
+    """Under CPU autocast (bfloat16), the ring runs in float32 and returns the inputs' dtype."""
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 2, 37, 8, generator=gen) for _ in range(3))
+    rows = slice(sum(shard_sizes(37, world)[:rank]), sum(shard_sizes(37, world)[:rank + 1]))
+    mine = [t[..., rows, :].bfloat16().requires_grad_() for t in (q, k, v)]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = ring_attention(*mine)
+    out.float().sum().backward()
+    expected = F.scaled_dot_product_attention(*(t.bfloat16().float() for t in (q, k, v)))
+    assert out.dtype == torch.bfloat16 and mine[0].grad.dtype == torch.bfloat16
+    assert max_err(out.float(), expected[..., rows, :]) < 1e-2
+
+
 def check_sequence_parallel_mixer(rank, world):
     """Every rank holds the same image (sequence parallelism): the sharded mixer's output is the
     unsharded one on every rank, and its gradients, averaged over the ranks as DDP averages
@@ -151,6 +165,7 @@ def _worker(rank, world, port):
                             world_size=world)
     try:
         check_ring_attention(rank, world)
+        check_bfloat16_autocast(rank, world)
         check_sequence_parallel_mixer(rank, world)
         check_different_images_are_attended_unsharded(rank, world)
     finally:
