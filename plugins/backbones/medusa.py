@@ -192,7 +192,7 @@ class MEDUSA(BaseModule):
                 functools.partial(self._modulate, str(i)))
         # the body's output of the latest forward pass; kept (not cleared) because activation
         # checkpointing (``with_cp``) re-runs a hooked block during the backward pass
-        self._source: Optional[torch.Tensor] = None
+        self._body_output: Optional[torch.Tensor] = None
 
     @staticmethod
     def _default_stage_modules(backbone: nn.Module) -> List[str]:
@@ -249,10 +249,10 @@ class MEDUSA(BaseModule):
 
     def _modulate(self, level: str, module, args, x):
         """The forward hook of stage ``level``: ``X_l + X_l * A_l``."""
-        return x + x * self.heads[level](self._source, x.shape[-2:])
+        return x + x * self.heads[level](self._body_output, x.shape[-2:])
 
     def forward(self, x: torch.Tensor):
         s = self.body_stride
         image = F.avg_pool2d(x, s, ceil_mode=True) if s > 1 else x
-        self._source = self.body(image)
+        self._body_output = self.body(image)
         return self.backbone(x)
