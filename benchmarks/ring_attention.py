@@ -140,7 +140,8 @@ def write_plot(rows, path) -> bool:
     worlds = [r['world'] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     axes[0].plot(worlds, [r['peak_mb'] for r in rows], '-o', label='measured')
-    axes[0].plot(worlds, [rows[0]['peak_mb'] / w for w in worlds], ':', label='(value at P = 1) / P')
+    axes[0].plot(worlds, [rows[0]['peak_mb'] / w for w in worlds], ':',
+                 label='(value at P = 1) / P')
     axes[0].set_ylabel('peak memory per process (MB)')
     axes[1].plot(worlds, [r['cpu_s'] for r in rows], '-o', label='CPU time per process')
     axes[1].plot(worlds, [r['wall_s'] for r in rows], '-s', label='wall time (slowest process)')
