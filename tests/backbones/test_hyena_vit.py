@@ -89,10 +89,11 @@ def test_blocks_follow_the_official_layouts(layout, hyena):
 
 def direct_filter(filt, H, W):
     """The joint 2-D implicit filter at every (i, j) of an H x W grid, evaluated point by point:
-    each axis's positional features linearly interpolated at ``i (l_max - 1) / (H - 1)`` (the ends
-    stay at the ends), times the decay ``exp(-t_i |dx|) exp(-t_j |dy|)`` with ``t_i = i / (H - 1)``."""
-    z = filter_fn_z = filt.pos_emb.z[0]                                     # l_max e
-    l_max = filter_fn_z.shape[0]
+    each axis's positional features linearly interpolated at ``i (l_max - 1) / (H - 1)`` (the
+    ends stay at the ends), times the decay ``exp(-t_i |dx|) exp(-t_j |dy|)``, ``t_i = i / (H-1)``.
+    """
+    z = filt.pos_emb.z[0]                                                   # l_max e
+    l_max = z.shape[0]
 
     def features(i, n):
         p = i * (l_max - 1) / (n - 1) if n > 1 else 0.
