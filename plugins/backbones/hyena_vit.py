@@ -52,6 +52,7 @@ from torch.nn.init import trunc_normal_
 from ..mixers.global_attention import GlobalSelfAttention
 from ..mixers.hyena import HyenaMixer2d
 from ..registry import MODELS
+from ..utils.converters import get_converter
 from .base import AttentionBackbone
 from .layers import ChannelLayerNorm, PreNormBlock, TokenMlp
 
@@ -220,7 +221,6 @@ class HyenaViT(AttentionBackbone):
 
     def convert_checkpoint(self, state_dict: dict) -> dict:
         """The official keys (``blocks.i``) grouped by this model's ``depths``."""
-        from ..utils.converters import get_converter
         return get_converter(self.converter)(state_dict, depths=self.depths)
 
     def init_weights(self):
