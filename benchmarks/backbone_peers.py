@@ -22,7 +22,9 @@ the backbones' docstrings).
 """
 import contextlib
 import fnmatch
+import functools
 import importlib
+import io
 import os
 import sys
 import types
@@ -207,6 +209,13 @@ def _davit(preset, timm_name, ctx):
     return timm_features(timm_name)
 
 
+@register_peer('MixerFormer', label='timm {timm_name}',
+               presets={k: f'poolformer_{k}' for k in ('s12', 's24', 's36', 'm36', 'm48')})
+def _mixerformer(preset, timm_name, ctx):
+    # the presets are PoolFormer (the default mixer is its pooling): timm's PoolFormer v1
+    return timm_features(timm_name)
+
+
 # ---------------------------------------------------------------------------------- official code
 
 @register_peer('VAN', label='official van.py {name}',
@@ -378,6 +387,97 @@ def _sgformer(preset, name, ctx):
         model = getattr(mod, name)()
     # a 56x56 position embedding and token counts fixed for 224 in its attention
     return _only_224(_method(model, 'forward_features'), 'the official SG-Former')
+
+
+@contextlib.contextmanager
+def _hidden_modules(package: str):
+    """``package`` and its submodules out of ``sys.modules`` while a checkout that vendors its own
+    copy of it (HyenaND's timm 0.4.12) imports; the installed copy is put back afterwards."""
+    def own(name):
+        return name == package or name.startswith(package + '.')
+    saved = {name: mod for name, mod in sys.modules.items() if own(name)}
+    for name in saved:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        for name in [name for name in sys.modules if own(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+class _TokenMap(nn.Module):
+    """The official DeiT-style model's patch tokens after its last block and final norm (what our
+    isotropic backbone returns), without the classifier's token pick."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        m = self.model
+        return m.norm(m.blocks(m.patch_embed(x) + m.pos_embed))
+
+
+# DeiT-T / S / B shells (the HyenaND models.py deit_*_patch16_224) and the --method of each preset
+_HYENA_SHELLS = {'tiny': (192, 3), 'small': (384, 6), 'base': (768, 12)}
+
+
+@register_peer('HyenaViT', label='official HyenaND vision_transformer.py {name}',
+               presets={p: f'deit_{p.split("-")[0]} --method '
+                        f'{"hyena2dattn" if p.endswith("hybrid") else "hyena2d"}'
+                        for p in ('tiny', 'tiny-hybrid', 'small', 'small-hybrid', 'base',
+                                  'base-hybrid')})
+def _hyena_vit(preset, name, ctx):
+    _timm_or_unavailable()  # the schemas its torchvision import needs
+    _require('einops', 'the official HyenaND imports it; requirements/peers.txt pins it')
+    with _hidden_modules('timm'):
+        mod = ctx.import_official('Itamarzimm/HyenaND', 'pytorch-image-models',
+                                  'timm.models.vision_transformer')
+    dim, heads = _HYENA_SHELLS[preset.split('-')[0]]
+    # the README's options (Hyena-DeiT / hybrid); the model reads them from the argparse object
+    args = types.SimpleNamespace(
+        method=name.split()[-1], use_cls_token=False, hyena_filter_order=64, hyena_order=2,
+        hyena2d_filter=True, hyena2d_sqrt_decay=False, directional_mode='seq',
+        direct_paramtrization=False, window_mode='standard', patch_size=16, grad_cp=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints every layer it builds
+        model = mod.VisionTransformer(
+            img_size=224, embed_dim=dim, depth=12, num_heads=heads, mlp_ratio=4, qkv_bias=True,
+            norm_layer=functools.partial(nn.LayerNorm, eps=1e-6), args=args)
+    # its patch embedding asserts the build size, its operator a square map of that size
+    return _only_224(_TokenMap(model), 'the official Hyena-DeiT')
+
+
+_RAFTMLP_DIMS = {'s': [64, 128, 256, 512], 'm': [96, 192, 384, 768], 'l': [128, 192, 512, 1024]}
+
+
+class _Levels(nn.Module):
+    """The official RaftMLP's four level outputs (what its detection backbone computes)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        outs = []
+        for level in self.model.levels:
+            x = level(x)
+            outs.append(x)
+        return outs
+
+
+@register_peer('RaftMLP', label='official raft-mlp libs/models.py RaftMLP-{name}',
+               presets={'s': 'S', 'm': 'M', 'l': 'L'})
+def _raftmlp(preset, name, ctx):
+    import_timm()  # puts the peers folder on the path: einops (timm itself is not needed)
+    _require('einops', 'the official RaftMLP imports it; requirements/peers.txt pins it')
+    mod = ctx.import_official('okojoalg/raft-mlp', '', 'libs.models')
+    kernels = [[4, 8], [2, 4], [2, 4], [2]]
+    layers = [dict(depth=d, dim=c, patch_size=min(k), raft_size=2, embedding_kernels=k)
+              for d, c, k in zip([2, 2, 6, 2], _RAFTMLP_DIMS[preset], kernels)]
+    # configs/settings/imagenet-raft-mlp-cross-mlp-emb-{s,m,l}.yaml
+    return _Levels(mod.RaftMLP(layers, token_mixing_type='ser_pm',
+                               embedding_type='emb_cross_mlp', shortcut=False))
 
 
 @contextlib.contextmanager

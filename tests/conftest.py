@@ -1,4 +1,3 @@
-import os
 import os.path as osp
 import sys
 
@@ -22,11 +21,16 @@ def repo_root():
 
 
 @pytest.fixture(scope='session')
-def demo_data(tmp_path_factory):
-    """The coco and ade20k demo sets, small, generated once per test session."""
-    from plugins.datasets.detection_demo import make_coco_demo
-    from plugins.datasets.segmentation_demo import make_ade20k_demo
-    root = tmp_path_factory.mktemp('demo')
-    make_coco_demo(str(root / 'coco'), seed=0, num_train=8, num_val=4)
-    make_ade20k_demo(str(root / 'ade20k'), seed=0, num_train=8, num_val=4)
-    return root
+def demo_root(tmp_path_factory):
+    """Root of the small demo sets of every task, each generated when a test first needs it
+    (``tests/demo_step.py``)."""
+    return tmp_path_factory.mktemp('demo_sets')
+
+
+@pytest.fixture(scope='session')
+def demo_data(demo_root):
+    """The small coco and ade20k demo sets (``demo_data / 'coco'``, ``demo_data / 'ade20k'``)."""
+    from tests.demo_step import ensure_demo_set
+    for task in ('coco', 'ade20k'):
+        ensure_demo_set(demo_root, task)
+    return demo_root

@@ -1,7 +1,7 @@
 """Benchmark case of FaViT's factorization self-attention, with a faithful re-run of the official
 ``Attention.forward`` (ReflectionPad2d, nn.Unfold, AdaptiveAvgPool2d of the flattened features),
-run with our weights. Where H or W is not a multiple of ``sr`` (FaViT rejects such maps), the
-SR input is zero-padded as ours is."""
+run with our weights. Where H or W is not a multiple of ``sr`` the strided SR conv drops the
+leftover rows / columns, as the official one does."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -22,9 +22,8 @@ def favit_official_formulation(m: FactorizationAttention):
         t = x.flatten(2).transpose(1, 2)
         q = m.q(t)
         q_g = q[:, :, :c0].reshape(B, N, 1, c0).permute(0, 2, 1, 3)
-        x_g = F.pad(x[:, :c0], (0, (-W) % sr, 0, (-H) % sr))
-        x_g = m.norm(m.sr(x_g).reshape(B, c0, -1).permute(0, 2, 1))
-        Hg, Wg = -(-H // sr), -(-W // sr)
+        x_g = m.norm(m.sr(x[:, :c0]).reshape(B, c0, -1).permute(0, 2, 1))
+        Hg, Wg = H // sr, W // sr
         kv_g = m.kv_g(x_g).reshape(B, -1, 2, 1, c0).permute(2, 0, 3, 1, 4)
         k_g, v_g = kv_g[0], kv_g[1]
         a = ((q_g @ k_g.transpose(-2, -1)) * m.scales[0]).softmax(dim=-1)

@@ -97,6 +97,14 @@ class AttentionBackbone(PretrainedFromRelease, BaseModule):
         """Stride (input pixels per output pixel) of each returned map."""
         return [self.stage_strides[i] for i in self.out_indices]
 
+    def is_returned(self, stage: int, num_stages: int) -> bool:
+        """Whether ``out_indices`` returns stage ``stage`` (of ``num_stages``). Layers that act only
+        on a returned map (output norms) are built for those alone, as the official dense-task
+        backbones do (``norm{i} for i in out_indices``), so no parameter is left without a
+        gradient (DDP would refuse it)."""
+        return any(-num_stages <= i < num_stages and i % num_stages == stage
+                   for i in self.out_indices)
+
     def drop_path_rates(self, depths: Sequence[int]) -> List[List[float]]:
         """Per-stage lists of stochastic depth rates, linear in the global block index."""
         total = sum(depths)

@@ -73,13 +73,14 @@ class BiFormerBlock(PreNormBlock):
 
 
 class BiFormerStage(nn.Module):
-    """Down-sampling (the stem for stage 0), blocks, and the output LayerNorm."""
+    """Down-sampling (the stem for stage 0), blocks, and the output LayerNorm (on a returned map
+    only)."""
 
-    def __init__(self, downsample, blocks, dim):
+    def __init__(self, downsample, blocks, dim, out_norm=True):
         super().__init__()
         self.downsample = downsample
         self.blocks = nn.ModuleList(blocks)
-        self.norm = ChannelLayerNorm(dim, eps=1e-6)
+        self.norm = ChannelLayerNorm(dim, eps=1e-6) if out_norm else nn.Identity()
 
 
 @MODELS.register_module()
@@ -134,7 +135,7 @@ class BiFormer(AttentionBackbone):
             blocks = [BiFormerBlock(dim, s['topks'][i], dim // s['head_dim'], n_win,
                                     s['mlp_ratio'], rates[i][j], side_dwconv, before_attn_dwconv,
                                     act_cfg) for j in range(depth)]
-            stages.append(BiFormerStage(downsample, blocks, dim))
+            stages.append(BiFormerStage(downsample, blocks, dim, self.is_returned(i, len(dims))))
         self.stages = nn.ModuleList(stages)
         self.n_win = n_win
         self.stage_channels = list(dims)

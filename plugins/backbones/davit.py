@@ -146,9 +146,6 @@ class DaViT(AttentionBackbone):
             raise ValueError(f'DaViT arch: embed_dims {dims}, depths {depths} and num_heads '
                              f'{heads} must have one entry per stage')
         rates = self.drop_path_rates([2 * d for d in depths])  # spatial, channel, spatial, ...
-        # output norms only on the returned maps (the official ``norm{i} for i in out_indices``):
-        # no parameter is left without a gradient
-        returned = {i % len(dims) for i in self.out_indices if -len(dims) <= i < len(dims)}
         stages = []
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             downsample = (DaViTStem(in_channels, dim) if i == 0
@@ -157,7 +154,8 @@ class DaViT(AttentionBackbone):
                 DaViTBlock(dim, heads[i], attention, window_size, mlp_ratio, qkv_bias,
                            rates[i][2 * j + k], act_cfg)
                 for k, attention in enumerate(('spatial', 'channel'))]) for j in range(depth)]
-            stages.append(DaViTStage(downsample, blocks, dim, out_norm and i in returned))
+            norm = out_norm and self.is_returned(i, len(dims))
+            stages.append(DaViTStage(downsample, blocks, dim, norm))
         self.stages = nn.ModuleList(stages)
         self.out_norm = out_norm
         self.stage_channels = list(dims)

@@ -229,13 +229,14 @@ class DualTokenBlock(nn.Module):
 
 
 class DualTokenStage(nn.Module):
-    """Stem or patch merging, blocks, output LayerNorm; stage 0 holds the global tokens."""
+    """Stem or patch merging, blocks, output LayerNorm (on a returned map only); stage 0 holds
+    the global tokens."""
 
-    def __init__(self, downsample, blocks, dim, tokens=None):
+    def __init__(self, downsample, blocks, dim, tokens=None, out_norm=True):
         super().__init__()
         self.downsample = downsample
         self.blocks = nn.ModuleList(blocks)
-        self.norm = ChannelLayerNorm(dim, eps=1e-6)
+        self.norm = ChannelLayerNorm(dim, eps=1e-6) if out_norm else nn.Identity()
         if tokens is not None:
             self.global_tokens = nn.Parameter(tokens)
 
@@ -286,7 +287,7 @@ class DualTokenViT(AttentionBackbone):
                                      rates[i][j], norm_cfg, s['token_mlp_ratio'])
                       for j in range(depth)]
             tokens = torch.zeros(1, TOKEN_GRID, TOKEN_GRID, dim) if i == 0 else None
-            stages.append(DualTokenStage(down, blocks, dim, tokens))
+            stages.append(DualTokenStage(down, blocks, dim, tokens, self.is_returned(i, num)))
         self.stages = nn.ModuleList(stages)
         self.stage_channels = list(dims)
         self.stage_strides = [8 * 2**i for i in range(num)]

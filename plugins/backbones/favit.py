@@ -10,9 +10,11 @@ mixed granularity with a local-window cost (:class:`~plugins.mixers.factorizatio
 
 Presets: the official release's ``favit_b0..b3`` (q2479036243/FaViT, ``favit.py`` of the
 classification, detection and segmentation folders, identical models; the configs that the READMEs
-name were deleted from the repository and are read from its history). Any H, W: FaSA pads inside
-(the official code needs ``H, W`` divisible by ``sr`` at every stage and reflection pads smaller
-than the map, i.e. inputs of 224 or larger multiples of 32). Parity with the official model run
+name were deleted from the repository and are read from its history). Any H, W, as the official
+code: the global group's strided reduction drops the rows / columns beyond a multiple of ``sr``
+(as the official ``sr`` conv does; ``sr_remainder='pad'`` pads them instead), and the local
+groups' reflection padding folds back where the official ``nn.ReflectionPad2d`` would refuse a pad
+larger than the map (there the official code fails). Parity with the official model run
 beside this one with the same weights (converted by the ``favit`` converter; fp32, eval,
 224x224, random LayerNorm affines): max abs diff over the four stage outputs 7.2e-6 (B0),
 1.6e-5 (B1), 1.0e-5 (B2), 1.3e-5 (B3).
@@ -59,11 +61,12 @@ class FaViTBlock(PreNormBlock):
     """``x + FaSA(LN(x))``, ``x + MLP(LN(x))`` (pre-norm transformer block), NCHW in and out."""
 
     def __init__(self, dim, num_heads, sr_ratio, mlp_ratio, drop_path, window_size=7,
-                 act_cfg=dict(type='GELU')):
+                 act_cfg=dict(type='GELU'), sr_remainder='drop'):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = FactorizationAttention(dim, num_heads, sr_ratio=sr_ratio,
-                                           window_size=window_size, qkv_bias=True)
+                                           window_size=window_size, qkv_bias=True,
+                                           sr_remainder=sr_remainder)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = DWConvMlp(dim, int(dim * mlp_ratio), act_cfg)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -94,6 +97,8 @@ class FaViT(AttentionBackbone):
         arch: 'b0' | 'b1' | 'b2' | 'b3' or a dict with ``embed_dims``, ``depths``,
             ``num_heads``, ``mlp_ratios``, ``sr_ratios`` (per stage) and ``window_size``.
         act_cfg: the MLP activation (GELU).
+        sr_remainder: ``'drop'`` (official) or ``'pad'``: the rows / columns beyond a multiple of
+            ``sr`` in the global group's reduction (see ``FactorizationAttention``).
         Others: see :class:`AttentionBackbone`.
     """
     _common = dict(num_heads=[1, 2, 4, 8], mlp_ratios=[8, 6, 4, 4], sr_ratios=[8, 4, 2, 1],
@@ -108,7 +113,7 @@ class FaViT(AttentionBackbone):
 
     def __init__(self, arch='b0', in_channels=3, out_indices=(0, 1, 2, 3), frozen_stages=-1,
                  norm_eval=False, drop_path_rate=0., with_cp=False, act_cfg=dict(type='GELU'),
-                 init_cfg=None):
+                 sr_remainder='drop', init_cfg=None):
         super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval,
                          drop_path_rate, with_cp, init_cfg)
         s = self.arch_settings
@@ -124,7 +129,8 @@ class FaViT(AttentionBackbone):
             embed = OverlapPatchEmbed(in_channels if i == 0 else dims[i - 1], dim,
                                       7 if i == 0 else 3, 4 if i == 0 else 2)
             blocks = [FaViTBlock(dim, s['num_heads'][i], s['sr_ratios'][i], s['mlp_ratios'][i],
-                                 rates[i][j], s['window_size'], act_cfg) for j in range(depth)]
+                                 rates[i][j], s['window_size'], act_cfg, sr_remainder)
+                      for j in range(depth)]
             stages.append(FaViTStage(embed, blocks, dim))
         self.stages = nn.ModuleList(stages)
         self.stage_channels = list(dims)

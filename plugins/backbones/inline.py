@@ -259,7 +259,6 @@ class InLineSwin(AttentionBackbone):
             raise ValueError(f'InLineSwin arch: inline_blocks {inline} must lie within 0 and the '
                              f'depths {depths}')
         rates = self.drop_path_rates(depths)
-        returned = {i % len(dims) for i in self.out_indices if -len(dims) <= i < len(dims)}
         stages = []
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             downsample = (SwinPatchEmbed(in_channels, dim) if i == 0
@@ -268,7 +267,8 @@ class InLineSwin(AttentionBackbone):
                 dim, heads[i], mlp_ratio, rates[i][j], kernel_func=kernel_func,
                 window_size=None if j < inline[i] else window_size,
                 shift_size=0 if j % 2 == 0 else window_size // 2) for j in range(depth)]
-            stages.append(InLineSwinStage(downsample, blocks, dim, out_norm and i in returned))
+            norm = out_norm and self.is_returned(i, len(dims))
+            stages.append(InLineSwinStage(downsample, blocks, dim, norm))
         self.stages = nn.ModuleList(stages)
         self.stage_channels = list(dims)
         self.stage_strides = [4 * 2**i for i in range(len(dims))]

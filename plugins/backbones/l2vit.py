@@ -169,9 +169,6 @@ class L2ViT(AttentionBackbone):
             raise ValueError(f'L2ViT arch: embed_dims {dims}, depths {depths} and num_heads '
                              f'{heads} must have one entry per stage')
         rates = self.drop_path_rates(depths)
-        # output norms only on the returned maps (the official ``norm{i} for i in out_indices``):
-        # no parameter is left without a gradient
-        returned = {i % len(dims) for i in self.out_indices if -len(dims) <= i < len(dims)}
         stages = []
         for i, (dim, depth) in enumerate(zip(dims, depths)):
             downsample = (L2ViTStem(in_channels, dim, norm_cfg) if i == 0
@@ -181,7 +178,8 @@ class L2ViT(AttentionBackbone):
                       LinearGlobalBlock(dim, heads[i], mlp_ratio, rates[i][j], lcm_kernel_size,
                                         act_cfg)
                       for j in range(depth)]
-            stages.append(L2ViTStage(downsample, blocks, dim, out_norm and i in returned))
+            norm = out_norm and self.is_returned(i, len(dims))
+            stages.append(L2ViTStage(downsample, blocks, dim, norm))
         self.stages = nn.ModuleList(stages)
         self.out_norm = out_norm
         self.stage_channels = list(dims)

@@ -6,8 +6,11 @@ four levels of pre-norm blocks ``x + NA(LN(x))``, ``x + MLP(LN(x))`` (with layer
 presets), and 3x3 stride-2 conv downsamplers between levels. Each token attends to its 7x7
 neighbourhood with a relative position bias (NAT Eq. 2-3). DiNAT dilates the neighbourhood in every
 other block (DiNAT Sec. 3.2, Table 1): a per-layer list of dilations, larger for the larger inputs
-of detection and segmentation. Any H, W: where a map is shorter than ``kernel x dilation`` the
-dilation is clamped to what fits (see ``NeighborhoodAttention2d``), never an error.
+of detection and segmentation. Any H, W: where a map is shorter than ``kernel x dilation``, the
+normalised map is zero-padded to it before ``qkv`` as in the NATTEN versions the releases were
+trained with (0.14 / 0.15), so the features equal the official models' (with DiNAT's detection
+dilations this concerns every input side below ~781 px); ``small_map='clamp'`` clamps the
+dilation to what fits instead (see ``NeighborhoodAttention2d``). Never an error.
 """
 import torch
 import torch.nn as nn
@@ -71,10 +74,11 @@ class NATBlock(PreNormBlock):
     """``x + gamma1 * NA(LN(x))``, ``x + gamma2 * MLP(LN(x))`` (NAT Fig. 4); NCHW in and out."""
 
     def __init__(self, dim, num_heads, kernel_size, dilation, mlp_ratio, drop_path,
-                 layer_scale=None):
+                 layer_scale=None, small_map='pad'):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = NeighborhoodAttention2d(dim, num_heads, kernel_size, dilation=dilation)
+        self.attn = NeighborhoodAttention2d(dim, num_heads, kernel_size, dilation=dilation,
+                                            small_map=small_map)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = TokenMlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -84,13 +88,14 @@ class NATBlock(PreNormBlock):
 
 
 class NATStage(nn.Module):
-    """Tokenizer (stage 0) or downsampler, blocks, and the output LayerNorm."""
+    """Tokenizer (stage 0) or downsampler, blocks, and the output LayerNorm (on a returned map
+    only)."""
 
-    def __init__(self, downsample, blocks, dim):
+    def __init__(self, downsample, blocks, dim, out_norm=True):
         super().__init__()
         self.downsample = downsample
         self.blocks = nn.ModuleList(blocks)
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim) if out_norm else nn.Identity()
 
 
 @MODELS.register_module()
@@ -110,6 +115,8 @@ class NAT(AttentionBackbone):
         dilations: ``None`` (NAT: all 1), ``'classification'`` / ``'detection'`` /
             ``'segmentation'`` (the official DiNAT settings, see :func:`dinat_dilations`), or a
             per-level list of per-layer dilations.
+        small_map: ``'pad'`` (the official releases) or ``'clamp'``: how a map shorter than
+            ``kernel x dilation`` is attended (see ``NeighborhoodAttention2d``).
         Others: see :class:`AttentionBackbone`.
     """
     arch_zoo = {
@@ -129,7 +136,7 @@ class NAT(AttentionBackbone):
 
     def __init__(self, arch='mini', in_channels=3, out_indices=(0, 1, 2, 3), frozen_stages=-1,
                  norm_eval=False, drop_path_rate=0., with_cp=False, kernel_size=7,
-                 dilations='default', init_cfg=None):
+                 dilations='default', small_map='pad', init_cfg=None):
         super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval,
                          drop_path_rate, with_cp, init_cfg)
         s = self.arch_settings
@@ -151,9 +158,9 @@ class NAT(AttentionBackbone):
             downsample = (ConvTokenizer(in_channels, dim) if i == 0 else
                           ConvDownsampler(dims[i - 1], dim))
             blocks = [NATBlock(dim, s['num_heads'][i], kernel_size, self.dilations[i][j],
-                               s['mlp_ratio'], rates[i][j], s['layer_scale'])
+                               s['mlp_ratio'], rates[i][j], s['layer_scale'], small_map)
                       for j in range(depth)]
-            stages.append(NATStage(downsample, blocks, dim))
+            stages.append(NATStage(downsample, blocks, dim, self.is_returned(i, len(depths))))
         self.stages = nn.ModuleList(stages)
         self.stage_channels = dims
         self.stage_strides = [4 * 2**i for i in range(len(depths))]
@@ -184,6 +191,10 @@ class DiNAT(NAT):
     Mini/Tiny/Small/Base (20M / 28M / 51M / 90M with the ImageNet classifier).
 
     ``dilations`` defaults to ``'classification'`` (the ImageNet models); the official detection and
-    segmentation configs use ``'detection'`` and ``'segmentation'``.
+    segmentation configs use ``'detection'`` and ``'segmentation'``. Unlike NAT-Small, the official
+    DiNAT-Small (``dinat_small``, and its detection / segmentation backbones) has no layer scale;
+    Base has it, as NAT-Base.
     """
     default_dilations = 'classification'
+    arch_zoo = {**NAT.arch_zoo, 'small': dict(NAT.arch_zoo['small'], layer_scale=None)}
+    arch_zoo['s'] = arch_zoo['small']

@@ -28,3 +28,16 @@ def count_params_like_the_source(backbone, architecture: str, preset: str) -> fl
         last = backbone.stage_channels[-1]
         count += last * 1000 + 1000
     return count / 1e6
+
+
+@functools.lru_cache()
+def release_checksums() -> dict:
+    """URL -> SHA-256 of every official release that reference.yaml records with a checksum
+    (``release: {url: ..., sha256: ...}`` of a preset)."""
+    out = {}
+    for entry in load_reference().values():
+        for preset in entry.get('presets', {}).values():
+            release = preset.get('release') or {}
+            if release.get('url') and release.get('sha256'):
+                out[release['url']] = release['sha256']
+    return out

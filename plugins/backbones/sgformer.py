@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
+from ..ops.ring_attention import sequence_parallel_attention
 from ..ops.utils import pad_to_multiple
 from ..registry import MODELS
 from .base import AttentionBackbone
@@ -181,19 +182,28 @@ class _AttentionBase(nn.Module):
 
 
 class GlobalAttention(_AttentionBase):
-    """Multi-head self-attention over all tokens, plus LePE (the last stage, ``sr = 1``)."""
+    """Multi-head self-attention over all tokens, plus LePE (the last stage, ``sr = 1``).
+    ``sequence_parallel``: the tokens sharded over the processes of the default group when they
+    hold the same images (ring attention, ``plugins/ops/ring_attention.py``; the same result, to
+    float rounding); one-process runs attend with SDPA instead of the explicit softmax."""
 
-    def __init__(self, dim, num_heads, qkv_bias=True):
+    def __init__(self, dim, num_heads, qkv_bias=True, sequence_parallel=False):
         super().__init__(dim, num_heads)
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.sequence_parallel = sequence_parallel
 
     def forward(self, x, size, significance=None):
         b, n, c = x.shape
-        q = self.heads(self.q(x), self.num_heads)
-        k, v = self.kv_heads(self.kv(x), self.num_heads)
-        out = softmax_attention(q, k, v, self.scale).transpose(1, 2).reshape(b, n, c)
+        if self.sequence_parallel:
+            out = sequence_parallel_attention(x, self.project_qkv, scale=self.scale)
+        else:
+            out = softmax_attention(*self.project_qkv(x), self.scale)
+        out = out.transpose(1, 2).reshape(b, n, c)
         return self.proj(out + self.lepe(x, size)), None
+
+    def project_qkv(self, x):  # B n C -> 3 x (B heads n d)
+        return (self.heads(self.q(x), self.num_heads), *self.kv_heads(self.kv(x), self.num_heads))
 
 
 class HybridScaleAttention(_AttentionBase):
@@ -337,11 +347,12 @@ class SGFormerBlock(nn.Module):
     returns the tokens and the significance map for the next block (None after a self-guided
     or global block)."""
 
-    def __init__(self, dim, num_heads, sr_ratio, guided, mlp_ratio, drop_path, qkv_bias=True):
+    def __init__(self, dim, num_heads, sr_ratio, guided, mlp_ratio, drop_path, qkv_bias=True,
+                 sequence_parallel=False):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         if sr_ratio == 1:
-            self.attn = GlobalAttention(dim, num_heads, qkv_bias)
+            self.attn = GlobalAttention(dim, num_heads, qkv_bias, sequence_parallel)
         elif guided:
             self.attn = SelfGuidedAttention(dim, num_heads, sr_ratio, qkv_bias)
         else:
@@ -385,6 +396,9 @@ class SGFormer(AttentionBackbone):
             ``depths``, ``num_heads``, ``mlp_ratios``, ``sr_ratios`` (per stage; ``sr`` in
             1, 2, 4, 8) and ``pos_embed_size`` (the grid of the learned stride-4 position
             embedding: 56 for 224 pre-training).
+        sequence_parallel: the global stages (``sr = 1``) shard their tokens over the processes
+            of a distributed run whose processes hold the same images (ring attention,
+            ``plugins/ops/ring_attention.py``).
         Others: see :class:`AttentionBackbone`. Stages below the last alternate hybrid-scale and
         self-guided blocks (blocks 0, 2, ... and 1, 3, ...), the last stage attends globally.
     """
@@ -398,9 +412,12 @@ class SGFormer(AttentionBackbone):
     }
     arch_zoo.update(small=arch_zoo['s'], medium=arch_zoo['m'], base=arch_zoo['b'])
     converter = 'sgformer'
+    #: the official evaluation (its main.py, model EMA on by default) loads the EMA weights
+    checkpoint_copies = ('state_dict_ema', 'state_dict', 'model')
 
     def __init__(self, arch='s', in_channels=3, out_indices=(0, 1, 2, 3), frozen_stages=-1,
-                 norm_eval=False, drop_path_rate=0., with_cp=False, init_cfg=None):
+                 norm_eval=False, drop_path_rate=0., with_cp=False, init_cfg=None,
+                 sequence_parallel=False):
         super().__init__(arch, in_channels, out_indices, frozen_stages, norm_eval,
                          drop_path_rate, with_cp, init_cfg)
         s = self.arch_settings
@@ -421,7 +438,8 @@ class SGFormer(AttentionBackbone):
             embed = ConvStem(in_channels, dim) if i == 0 else PatchMerging(dims[i - 1], dim)
             blocks = [SGFormerBlock(dim, s['num_heads'][i], s['sr_ratios'][i],
                                     guided=(j % 2 == 1 and i < last),
-                                    mlp_ratio=s['mlp_ratios'][i], drop_path=rates[i][j])
+                                    mlp_ratio=s['mlp_ratios'][i], drop_path=rates[i][j],
+                                    sequence_parallel=sequence_parallel)
                       for j in range(depth)]
             pos = (sincos_pos_embed(dim, s['pos_embed_size']).unsqueeze(0) if i == 0 else None)
             stages.append(SGFormerStage(embed, blocks, dim, pos))

@@ -15,9 +15,11 @@ into groups that each attend to a different factorised set of keys (the paper's 
 
 The pooling is that of FaViT's code (adaptive average pooling of the flattened ``(windows, d)``
 features to ``d`` values), kept exactly so that the released weights mean the same here.
-Any H, W: the SR input is zero-padded to multiples of ``sr`` (FaViT requires divisibility), and
-the reflection padding to window-stride multiples folds back as often as needed, so maps smaller
-than the pad (where ``nn.ReflectionPad2d`` fails) work.
+Any H, W: as the official code, the strided ``sr x sr`` reduction drops the rows and columns
+left over beyond a multiple of ``sr`` (``sr_remainder='drop'``; ``'pad'`` zero-pads them into a
+last reduced row / column instead); a map smaller than ``sr``, where the official conv has no
+output, is zero-padded to one cell. The reflection padding to window-stride multiples folds back
+as often as needed, so maps smaller than the pad (where ``nn.ReflectionPad2d`` fails) work.
 Cost: ``O(N N / sr^2)`` for group 0 (``O(N^2)`` when ``sr = 1``, FaViT's last stage), ``O(N k^2)``
 per local group; parameter names match FaViT's ``Attention``.
 """
@@ -76,11 +78,18 @@ class FactorizationAttention(nn.Module):
         qkv_bias: bias of the q / kv projections (True in the FaViT models).
         mul: channel ratio of the groups; default ``[2, 7, 7]`` for ``sr_ratio > 1``, else
             ``[1, 7]``.
+        sr_remainder: ``'drop'`` (official) or ``'pad'``: the rows / columns beyond a multiple
+            of ``sr_ratio`` in the global group's reduction.
     """
 
     def __init__(self, dim: int, num_heads: int = 1, sr_ratio: int = 8, window_size: int = 7,
-                 qkv_bias: bool = True, mul: Optional[Sequence[int]] = None):
+                 qkv_bias: bool = True, mul: Optional[Sequence[int]] = None,
+                 sr_remainder: str = 'drop'):
         super().__init__()
+        if sr_remainder not in ('drop', 'pad'):
+            raise ValueError(f"FactorizationAttention: sr_remainder must be 'drop' or 'pad', "
+                             f'got {sr_remainder!r}')
+        self.sr_remainder = sr_remainder
         mul = list(mul) if mul is not None else ([2, 7, 7] if sr_ratio > 1 else [1, 7])
         if dim % sum(mul):
             raise ValueError(f'FactorizationAttention: dim ({dim}) must be divisible by sum(mul) '
@@ -120,7 +129,8 @@ class FactorizationAttention(nn.Module):
     def global_group(self, x_g: torch.Tensor, q_g: torch.Tensor) -> torch.Tensor:
         """Group 0: x_g (B, C0, H, W), q_g (B, 1, N, C0) -> (B, N, C0)."""
         B, c0 = x_g.shape[:2]
-        x_g, _ = pad_to_multiple(x_g, self.sr_ratio)
+        if self.sr_remainder == 'pad' or min(x_g.shape[2:]) < self.sr_ratio:
+            x_g, _ = pad_to_multiple(x_g, self.sr_ratio)
         red = self.sr(x_g)                                                  # B C0 Hg Wg
         Hg, Wg = red.shape[-2:]
         kv = self.kv_g(self.norm(red.flatten(2).transpose(1, 2)))           # B Ng 2C0

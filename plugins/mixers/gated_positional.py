@@ -82,17 +82,26 @@ class GatedPositionalAttention(nn.Module):
                 self.pos_proj.weight[head, 0] = 2 * (h2 - center)
         self.pos_proj.weight.mul_(self.locality_strength)
 
-    def axis_attention(self, length: int, coeff: torch.Tensor, quad: torch.Tensor) -> torch.Tensor:
-        """softmax over j of ``coeff * (j - i) + quad * (j - i)^2`` per head: (heads, L, L)."""
+    def axis_attention(self, length: int, coeff: torch.Tensor, quad: torch.Tensor,
+                       offset=None) -> torch.Tensor:
+        """softmax over j of ``coeff * (j - i) + quad * (j - i)^2 (+ offset)`` per head:
+        (heads, L, L)."""
         idx = torch.arange(length, device=coeff.device, dtype=coeff.dtype)
         d = idx[None, :] - idx[:, None]                                    # L L
         logits = coeff[:, None, None] * d + quad[:, None, None] * d * d
+        if offset is not None:
+            logits = logits + offset[:, None, None]
         return logits.softmax(dim=-1)
 
     def positional_attention(self, H: int, W: int):
-        """The two factors ``P_y`` (heads, H, H) and ``P_x`` (heads, W, W) of softmax(v_pos^T r)."""
+        """The two factors ``P_y`` (heads, H, H) and ``P_x`` (heads, W, W) of softmax(v_pos^T r).
+
+        The ``pos_proj`` bias is the same for every key, so it cancels in the softmax; it is still
+        added (to the rows' logits) so that it is part of the graph: its gradient is zero, not
+        missing, which DDP requires of every trained parameter (``find_unused_parameters=False``).
+        """
         w = self.pos_proj.weight.float()                                   # heads 3
-        p_y = self.axis_attention(H, w[:, 1], w[:, 2])
+        p_y = self.axis_attention(H, w[:, 1], w[:, 2], self.pos_proj.bias.float())
         p_x = self.axis_attention(W, w[:, 0], w[:, 2])
         return p_y, p_x
 

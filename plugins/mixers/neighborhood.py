@@ -8,6 +8,7 @@ head. Cost: ``O(H W k^2 C)`` time, ``O(H W k^2 heads)`` memory.
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.init import trunc_normal_
 
 from ..ops.neighborhood import neighborhood_attention_2d
@@ -34,9 +35,14 @@ class NeighborhoodAttention2d(nn.Module):
     Args:
         dim: channels C; num_heads: heads (C divisible by it).
         kernel_size: window side ``k``.
-        dilation: DiNAT dilation. When ``k * dilation`` exceeds H (or W) it is clamped per axis
-            to ``max(1, size // k)`` (see :func:`clamp_dilation`); a map smaller than the kernel
-            attends over the whole axis. Never an error.
+        dilation: DiNAT dilation.
+        small_map: what happens on a map shorter than ``k * dilation`` (never an error):
+            ``'pad'`` (the official NAT / DiNAT releases, NATTEN 0.14 / 0.15): the (normalised)
+            input is zero-padded at the bottom / right to ``k * dilation`` before ``qkv``, so
+            padded tokens, carrying the qkv bias, fall inside real queries' windows, and the
+            output is cropped back; ``'clamp'``: the dilation is clamped per axis to
+            ``max(1, size // k)`` (see :func:`clamp_dilation`), every window holding real tokens
+            only, and a map smaller than the kernel attends over the whole axis.
         stride: GNA stride (1 = NAT).
         rel_pos_bias: learn the ``(heads, 2k-1, 2k-1)`` relative position bias (NAT Eq. 2).
         qkv_bias, qk_scale, attn_drop (unsupported > 0, kept for config compatibility), proj_drop.
@@ -44,8 +50,13 @@ class NeighborhoodAttention2d(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, kernel_size: int = 7, dilation: int = 1,
                  stride: int = 1, rel_pos_bias: bool = True, qkv_bias: bool = True,
-                 qk_scale=None, attn_drop: float = 0.0, proj_drop: float = 0.0):
+                 qk_scale=None, attn_drop: float = 0.0, proj_drop: float = 0.0,
+                 small_map: str = 'pad'):
         super().__init__()
+        if small_map not in ('pad', 'clamp'):
+            raise ValueError(f"NeighborhoodAttention2d: small_map must be 'pad' or 'clamp', got "
+                             f'{small_map!r}')
+        self.small_map = small_map
         if dim % num_heads:
             raise ValueError(f'NeighborhoodAttention2d: dim ({dim}) must be divisible by '
                              f'num_heads ({num_heads})')
@@ -77,13 +88,18 @@ class NeighborhoodAttention2d(nn.Module):
         return 2 * b * h * w * keys * c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[2:]
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+        if self.small_map == 'pad':
+            dil = self.dilation
+            x = F.pad(x, (0, max(0, kw * dw - width), 0, max(0, kh * dh - height)))
+        else:
+            dil = (clamp_dilation(height, kh, dh), clamp_dilation(width, kw, dw))
         b, c, h, w = x.shape
-        dil = (clamp_dilation(h, self.kernel_size[0], self.dilation[0]),
-               clamp_dilation(w, self.kernel_size[1], self.dilation[1]))
         qkv = self.qkv(x.permute(0, 2, 3, 1))  # B H W 3C
         qkv = qkv.view(b, h, w, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5)
         q, k, v = qkv.unbind(0)  # B heads H W d
         out = neighborhood_attention_2d(q, k, v, self.kernel_size, dil, self.stride, rpb=self.rpb,
                                         scale=self.scale)
-        out = self.proj(out.permute(0, 2, 3, 1, 4).reshape(b, h, w, c))
-        return self.proj_drop(out).permute(0, 3, 1, 2)
+        out = out[:, :, :height, :width].permute(0, 2, 3, 1, 4).reshape(b, height, width, c)
+        return self.proj_drop(self.proj(out)).permute(0, 3, 1, 2)

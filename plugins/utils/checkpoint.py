@@ -9,6 +9,7 @@ names the type. Importing :mod:`plugins` installs both (the allow-list and mmeng
 loader with the clear errors); nothing else is changed.
 """
 import argparse
+import logging
 import os
 import pickle
 import re
@@ -71,8 +72,58 @@ def allow_mmengine_checkpoints() -> None:
                         (history_buffer_method, 'builtins.getattr')])
 
 
+def is_url(path) -> bool:
+    return isinstance(path, str) and path.startswith(('http://', 'https://'))
+
+
+def cached_download(url: str, sha256: Optional[str] = None) -> str:
+    """The local copy of a released checkpoint: downloaded once into torch's hub cache
+    (``$TORCH_HOME/hub/checkpoints``, where mmengine and torch.hub keep theirs), then reused.
+
+    ``sha256`` (the release's, where it publishes one; else the one ``reference.yaml`` records
+    for this URL) is checked after the download; a file that fails the check is deleted and
+    refused. Without network the error names the URL and where to place the file by hand.
+    """
+    import hashlib
+    from torch.hub import download_url_to_file, get_dir
+    from urllib.parse import urlparse
+    folder = os.path.join(get_dir(), 'checkpoints')
+    path = os.path.join(folder, os.path.basename(urlparse(url).path) or 'checkpoint.pth')
+    sha256 = sha256 or known_sha256(url)
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        print_log(f'downloading {url} to {path}', logger='current')
+        try:
+            download_url_to_file(url, path, progress=False)  # to a temporary file, then renamed
+        except Exception as err:  # noqa: BLE001 (any network or HTTP failure)
+            raise CheckpointError(
+                f'could not download {url} ({type(err).__name__}: {err}). Without network access, '
+                f'download it on another machine and place it at {path} (or set the checkpoint '
+                f'to a local path).') from None
+    if sha256:
+        digest = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+        if digest.hexdigest() != sha256.lower():
+            os.remove(path)
+            raise CheckpointError(f'{url} downloaded to {path} has SHA-256 {digest.hexdigest()}, '
+                                  f'not the release\'s {sha256}: the file was deleted; the '
+                                  f'download was corrupt or the release has changed.')
+    return path
+
+
+def known_sha256(url: str) -> Optional[str]:
+    """The SHA-256 that ``plugins/backbones/reference.yaml`` records for a release URL, if any."""
+    from ..backbones.reference import release_checksums
+    return release_checksums().get(url)
+
+
 def check_checkpoint_path(path: str) -> None:
-    """Fail early, with a clear message, for a path that cannot be a checkpoint."""
+    """Fail early, with a clear message, for a path that cannot be a checkpoint (a URL is
+    fetched when it is loaded)."""
+    if is_url(path):
+        return
     if not os.path.exists(path):
         raise CheckpointError(f'checkpoint {path!r} does not exist: check the path (relative paths '
                               f'are taken from the current directory {os.getcwd()!r})')
@@ -118,22 +169,52 @@ def install_local_loader() -> None:
     CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
 
 
-STATE_DICT_KEYS = ('state_dict', 'model', 'params_ema', 'params', 'module')
+#: Wrapper keys under which releases keep their weights, in the order taken when a module says
+#: nothing else (``PretrainedFromRelease.checkpoint_copies``) and ``init_cfg`` names no ``copy``.
+STATE_DICT_KEYS = ('state_dict', 'model', 'module', 'params', 'params_ema', 'state_dict_ema',
+                   'model_ema')
 
 
-def extract_state_dict(checkpoint) -> dict:
-    """The parameter dict of a checkpoint, whichever wrapper its release uses."""
-    state = checkpoint
+def _wrapped(state) -> list:
+    return [k for k, v in state.items() if isinstance(v, dict)] if isinstance(state, dict) else []
+
+
+def extract_state_dict(checkpoint, copy: Optional[str] = None,
+                       preference=STATE_DICT_KEYS) -> dict:
+    """The parameter dict of a checkpoint, whichever wrapper its release uses.
+
+    ``copy`` names the wrapper to take (e.g. ``'params_ema'`` of a BasicSR release, or
+    ``'state_dict_ema'``); without it the first of ``preference`` that the file holds is taken, at
+    every level of nesting. A ``module.`` prefix (DataParallel) is dropped.
+    """
+    state, chosen = checkpoint, []
+    if copy is not None:
+        if not (isinstance(state, dict) and isinstance(state.get(copy), dict)):
+            raise CheckpointError(f'the checkpoint holds no copy {copy!r} of the weights; it '
+                                  f'holds {_wrapped(state) or "a bare state dict"}')
+        state = state[copy]
+        chosen.append(copy)
     while isinstance(state, dict):
-        inner = next((k for k in STATE_DICT_KEYS if k in state and isinstance(state[k], dict)),
-                     None)
+        inner = next((k for k in preference if isinstance(state.get(k), dict)), None)
         if inner is None:
             break
         state = state[inner]
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        chosen.append(inner)
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v)
+                                                           for v in state.values()):
         raise CheckpointError('the checkpoint holds no state dict of tensors under any of the '
-                              f'keys {STATE_DICT_KEYS}')
-    return OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
+                              f'keys {preference}')
+    state = OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in state.items())
+    state_copy = '.'.join(chosen) or None
+    return StateDict(state, copy=state_copy)
+
+
+class StateDict(OrderedDict):
+    """A state dict that remembers which copy of a checkpoint it came from (``copy``)."""
+
+    def __init__(self, *args, copy: Optional[str] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.copy = copy
 
 
 def _short_list(keys, limit=8):
@@ -142,25 +223,122 @@ def _short_list(keys, limit=8):
     return text + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
 
 
+def _structure(key: str) -> str:
+    """A key with its block / layer indices blanked: ``stages.#.blocks.#.attn.qkv.weight``."""
+    return re.sub(r'(?<=\.)\d+(?=\.)|^\d+(?=\.)', '#', key)
+
+
+def _elements(key: str) -> list:
+    """The indexed containers a key lies in: ``['stages.2.', 'stages.2.blocks.12.']``."""
+    return [key[:m.end()] for m in re.finditer(r'(?:^|\.)\d+\.', key)]
+
+
+def compare_state(own: dict, state: dict) -> dict:
+    """How a (converted) state dict fits a module's (``own``: key -> shape): ``loaded`` keys, ``missing`` and
+    ``unexpected`` ones, ``mismatched`` (key, file shape, model shape), and the two signs of a
+    file of another preset: ``extra_blocks`` (unused keys in layers the model does not have, of a
+    structure it has: the blocks of a deeper preset) and ``absent_blocks`` (the model's keys in
+    layers the file does not have, of a structure the file holds elsewhere: a shallower preset).
+    A layer both have but with other keys (an output norm only one of them builds) is neither."""
+    mismatched = [(k, tuple(v.shape), tuple(own[k])) for k, v in state.items()
+                  if k in own and tuple(own[k]) != tuple(v.shape)]
+    bad = {k for k, _, _ in mismatched}
+    loaded = [k for k in state if k in own and k not in bad]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+
+    def in_layers_only_one_has(keys, this):
+        structures = {_structure(k) for k in this}
+        layers = {e for k in this for e in _elements(k)}
+        return [k for k in keys if _structure(k) in structures and _elements(k)
+                and _elements(k)[-1] not in layers]
+
+    return dict(loaded=loaded, missing=missing, unexpected=unexpected, mismatched=mismatched,
+                extra_blocks=in_layers_only_one_has(unexpected, own),
+                absent_blocks=in_layers_only_one_has(missing, state))
+
+
+def _fits(report: dict) -> bool:
+    return not (report['mismatched'] or report['extra_blocks'] or report['absent_blocks'])
+
+
+def guess_preset(module: torch.nn.Module, state: dict) -> Optional[str]:
+    """The preset of ``module``'s class (its ``arch_zoo``) whose tensors the file fits, if any."""
+    zoo = getattr(type(module), 'arch_zoo', None) or {}
+    seen = []
+    for name, arch in zoo.items():
+        if arch in seen:  # an alias of a preset already tried
+            continue
+        seen.append(arch)
+        try:
+            with torch.device('meta'):
+                candidate = type(module)(name)
+        except Exception:  # noqa: BLE001 (a preset that needs other arguments: not a candidate)
+            continue
+        shapes = {k: v.shape for k, v in candidate.state_dict().items()}
+        if _fits(compare_state(shapes, state)) and any(k in shapes for k in state):
+            return name
+    return None
+
+
+def _refusal(module, checkpoint, report, state) -> str:
+    name = type(module).__name__
+    lines = [f'{checkpoint} does not fit this {name}:']
+    if report['mismatched']:
+        shown = '; '.join(f'{k}: file {a} vs model {b}' for k, a, b in report['mismatched'][:3])
+        lines.append(f'{len(report["mismatched"])} tensors have other shapes ({shown}).')
+    if report['extra_blocks']:
+        lines.append(f'it holds {len(report["extra_blocks"])} tensors of layers this model does '
+                     f'not have ({_short_list(report["extra_blocks"], 3)}).')
+    if report['absent_blocks']:
+        lines.append(f'it lacks {len(report["absent_blocks"])} tensors of layers this model has '
+                     f'({_short_list(report["absent_blocks"], 3)}).')
+    preset = guess_preset(module, state)
+    if preset is not None:
+        lines.append(f'It looks like a checkpoint of the {name} preset {preset!r}: build that '
+                     f'preset (arch={preset!r}) to load it.')
+    else:
+        lines.append('It is a checkpoint of another preset or architecture.')
+    lines.append("To load what fits anyway, set strict=False in the init_cfg (or call "
+                 "load_pretrained(..., strict=False)).")
+    return ' '.join(lines)
+
+
 def load_pretrained(module: torch.nn.Module,
                     checkpoint: str,
                     convert: Optional[Callable[[dict], dict]] = None,
                     prefix: Optional[str] = None,
                     map_location='cpu',
-                    logger='current') -> dict:
+                    logger='current',
+                    strict: bool = True,
+                    copy: Optional[str] = None,
+                    copies=STATE_DICT_KEYS) -> dict:
     """Load ``checkpoint`` into ``module`` through ``convert``, and report what did not match.
 
+    A file of another preset or architecture is refused (``CheckpointError`` naming the first
+    keys, both shapes, and the preset the file fits when one does): tensors of other shapes, or
+    unused tensors of layers shaped like the model's own (a deeper preset), or missing ones of a
+    structure the file holds (a shallower preset). Keys only the release has (a classifier) or
+    only the model has (the output norms of a dense-task backbone) are reported, not refused.
+
     Args:
-        checkpoint: path of the file (the official release's or the toolkit's own).
+        checkpoint: path of the file (the official release's or the toolkit's own), or the URL
+            of a release (downloaded once into torch's hub cache, see :func:`cached_download`).
         convert: maps the release's key names to the module's (see ``plugins.utils.converters``).
         prefix: keep only keys under this prefix and strip it (e.g. ``'backbone.'`` to take a
             backbone out of a detector's checkpoint).
+        strict: False loads whatever fits and logs the rest as a warning.
+        copy: which copy of the weights to take (``'state_dict_ema'``, ``'params_ema'``, ...);
+            None: the first of ``copies`` the file holds.
 
     Returns:
-        dict with ``missing``, ``unexpected`` and ``mismatched`` key lists (also logged as one
-        summary; nothing is silently ignored).
+        dict with ``loaded``, ``missing``, ``unexpected``, ``mismatched``, ``extra_blocks``,
+        ``absent_blocks`` key lists and the ``copy`` taken (also logged as one summary).
     """
-    state = extract_state_dict(load_checkpoint_file(checkpoint, map_location))
+    if is_url(checkpoint):
+        checkpoint = cached_download(checkpoint)
+    state = extract_state_dict(load_checkpoint_file(checkpoint, map_location), copy, copies)
+    taken = state.copy
     if prefix:
         state = OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
         if not state:
@@ -168,32 +346,36 @@ def load_pretrained(module: torch.nn.Module,
     if convert is not None:
         state = convert(state)
     own = module.state_dict()
-    mismatched = [f'{k} {tuple(v.shape)} vs {tuple(own[k].shape)}' for k, v in state.items()
-                  if k in own and own[k].shape != v.shape]
-    state = OrderedDict((k, v) for k, v in state.items() if k not in own or own[k].shape == v.shape)
-    result = module.load_state_dict(state, strict=False)
-    report = dict(missing=list(result.missing_keys), unexpected=list(result.unexpected_keys),
-                  mismatched=mismatched)
-    loaded = len(own) - len(report['missing']) - len(mismatched)
-    lines = [f'Loaded {loaded}/{len(own)} tensors of {type(module).__name__} from {checkpoint}.']
+    report = compare_state({k: v.shape for k, v in own.items()}, state)
+    report['copy'] = taken
+    if strict and not _fits(report):
+        raise CheckpointError(_refusal(module, checkpoint, report, state))
+    module.load_state_dict(OrderedDict((k, state[k]) for k in report['loaded']), strict=False)
+    lines = [f'Loaded {len(report["loaded"])}/{len(own)} tensors of {type(module).__name__} '
+             f'from {checkpoint}' + (f' (its {taken!r} copy).' if taken else '.')]
     if report['missing']:
         lines.append(f'Missing in the checkpoint ({len(report["missing"])}, left at their '
                      f'initialisation): {_short_list(report["missing"])}.')
     if report['unexpected']:
         lines.append(f'Unused from the checkpoint ({len(report["unexpected"])}): '
                      f'{_short_list(report["unexpected"])}.')
-    if mismatched:
-        lines.append(f'Shape mismatches, not loaded ({len(mismatched)}): '
-                     f'{_short_list(mismatched)}.')
-    print_log(' '.join(lines), logger=logger)
+    if report['mismatched']:
+        shown = [f'{k} {a} vs {b}' for k, a, b in report['mismatched']]
+        lines.append(f'Shape mismatches, not loaded ({len(shown)}): {_short_list(shown)}.')
+    level = logging.INFO if _fits(report) else logging.WARNING
+    print_log(' '.join(lines), logger=logger, level=level)
     return report
 
 
 class PretrainedFromRelease:
     """Mixin of modules whose ``init_cfg=dict(type='Pretrained', checkpoint=...)`` takes the
     official release as published: keys mapped by the converter registered under
-    ``self.converter`` (``plugins.utils.converters``), mismatches reported by ``load_pretrained``."""
+    ``self.converter`` (``plugins.utils.converters``), the copy of the weights the official
+    evaluation loads (``checkpoint_copies``, in order of preference), a file of another preset
+    refused by ``load_pretrained``. ``init_cfg`` may add ``prefix``, ``copy`` (which copy of the
+    weights) and ``strict=False`` (load what fits)."""
     converter: Optional[str] = None
+    checkpoint_copies = STATE_DICT_KEYS
 
     def convert_checkpoint(self, state_dict: dict) -> dict:
         """Map an official checkpoint's keys to this module's (identity without a converter)."""
@@ -208,7 +390,8 @@ class PretrainedFromRelease:
         if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
             return False
         load_pretrained(self, cfg['checkpoint'], convert=self.convert_checkpoint,
-                        prefix=cfg.get('prefix'))
+                        prefix=cfg.get('prefix'), strict=cfg.get('strict', True),
+                        copy=cfg.get('copy'), copies=self.checkpoint_copies)
         self._is_init = True
         return True
 

@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: config loading, checks, CPU distributed set-up."""
 import os
 import os.path as osp
+import subprocess
 import sys
 
 import torch
@@ -49,6 +50,8 @@ def setup_distributed(cfg: Config) -> None:
         return
     import torch.distributed as dist
     if not dist.is_initialized():
+        if cfg.launcher == 'slurm':  # mmengine's slurm set-up selects a GPU: do its env part
+            os.environ.update(slurm_environment(os.environ))
         dist.init_process_group(backend='gloo')
     cfg.env_cfg = cfg.get('env_cfg', {})
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
@@ -58,6 +61,30 @@ def setup_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
     # SyncBN needs CUDA: plain BN per process on CPU
     cfg.model = _replace_norm(cfg.model, 'SyncBN', 'BN')
+
+
+def slurm_environment(env) -> dict:
+    """The ``torch.distributed`` variables of a process that ``srun`` started, as mmengine's
+    slurm launcher derives them: ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` from ``SLURM_PROCID``,
+    ``SLURM_NTASKS``, ``SLURM_LOCALID``; ``MASTER_ADDR`` (unless set) the first host of
+    ``SLURM_NODELIST``; ``MASTER_PORT`` (unless set) 29500."""
+    missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST') if k not in env]
+    if missing:
+        raise ConfigError(f'--launcher slurm runs under srun, which sets {missing}; start the job '
+                          f'with tools/slurm_train.sh / slurm_test.sh, or use --launcher pytorch '
+                          f'(tools/dist_train.sh)')
+    addr = env.get('MASTER_ADDR')
+    if not addr:
+        try:
+            addr = subprocess.run(['scontrol', 'show', 'hostname', env['SLURM_NODELIST']],
+                                  capture_output=True, text=True, check=True).stdout.split()[0]
+        except (OSError, subprocess.CalledProcessError, IndexError) as err:
+            raise ConfigError(f'could not read the first host of SLURM_NODELIST='
+                              f'{env["SLURM_NODELIST"]!r} with scontrol ({err}); set '
+                              f'MASTER_ADDR') from None
+    return dict(RANK=env['SLURM_PROCID'], WORLD_SIZE=env['SLURM_NTASKS'],
+                LOCAL_RANK=env.get('SLURM_LOCALID', '0'), MASTER_ADDR=addr,
+                MASTER_PORT=env.get('MASTER_PORT', '29500'))
 
 
 def _replace_norm(node, old, new):

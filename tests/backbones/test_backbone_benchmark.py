@@ -131,3 +131,19 @@ def test_stand_ins_only_for_modules_that_are_missing():
     assert sorted(mods) == ['not_installed_pkg', 'not_installed_pkg.nn']
     assert mods['not_installed_pkg.nn'].counter is None
     assert backbone_peers._stand_in('os.path', join=None) == {}
+
+
+def test_a_vendored_copy_of_an_installed_package_is_imported_and_the_installed_one_kept(tmp_path):
+    """HyenaND vendors its own timm: the checkout's copy is imported while the installed one is
+    hidden, and the installed one is back afterwards."""
+    installed = type(sys)('vendored_pkg')
+    sys.modules['vendored_pkg'] = installed
+    (tmp_path / 'vendored_pkg').mkdir()
+    (tmp_path / 'vendored_pkg' / '__init__.py').write_text('WHO = "vendored"\n')
+    try:
+        with backbone_peers._hidden_modules('vendored_pkg'):
+            mod = PeerContext(str(tmp_path.parent)).import_official(
+                f'owner/{tmp_path.name}', '', 'vendored_pkg')
+        assert mod.WHO == 'vendored' and sys.modules['vendored_pkg'] is installed
+    finally:
+        del sys.modules['vendored_pkg']

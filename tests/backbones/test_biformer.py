@@ -8,21 +8,7 @@ from plugins.backbones.biformer import BiFormer
 from plugins.utils.checkpoint import load_pretrained
 from plugins.utils.converters import get_converter
 
-from .contract import (check_frozen_stages, check_gradients_reach_every_parameter,
-                       check_norm_eval, check_official_layout_loads, check_output_shapes,
-                       check_parameter_count, check_with_cp, run_demo_train_step)
-
-
-@pytest.mark.parametrize('arch', ['t', 's', 'b'])
-def test_parameter_count_matches_the_official_release(arch):
-    check_parameter_count(BiFormer(arch), 'BiFormer', arch)
-
-
-@pytest.mark.parametrize('size', [(97, 131), (64, 64), (33, 250)])
-def test_any_input_size_gives_ceil_of_stride(size):
-    backbone = BiFormer('t')
-    check_output_shapes(backbone, size, channels=[64, 128, 256, 512])
-    assert backbone.strides == [4, 8, 16, 32]
+from .contract import (check_official_layout_loads, check_output_shapes)
 
 
 def test_detection_size_with_the_detection_regions():
@@ -32,22 +18,6 @@ def test_detection_size_with_the_detection_regions():
 def test_regions_per_side_is_not_a_size_constraint():
     for n_win in (5, 8, 16):
         check_output_shapes(BiFormer('t', n_win=n_win), (45, 71))
-
-
-def test_gradients_reach_every_parameter():
-    check_gradients_reach_every_parameter(BiFormer('t', drop_path_rate=0.1))
-
-
-def test_frozen_stages_have_no_gradient_and_stay_in_eval():
-    check_frozen_stages(BiFormer('t', frozen_stages=2), 2)
-
-
-def test_norm_eval_keeps_batchnorm_statistics():
-    check_norm_eval(BiFormer('t', norm_eval=True))
-
-
-def test_with_cp_gives_the_same_output_and_gradients():
-    check_with_cp(lambda **kw: BiFormer('t', **kw))
 
 
 def official_state_dict(backbone, detection=True):
@@ -92,27 +62,7 @@ def test_imagenet_checkpoint_reports_head_and_output_norms(tmp_path):
                                                for p in ('weight', 'bias'))
 
 
-def test_converter_is_idempotent_on_toolkit_keys():
-    state = BiFormer('t').state_dict()
-    assert list(get_converter('biformer')(state)) == list(state)
-
-
 def test_bad_arguments_are_clear_errors():
-    with pytest.raises(KeyError, match='no preset'):
-        BiFormer('x')
     with pytest.raises(ValueError, match='topk'):
         BiFormer(dict(embed_dims=[64, 128, 256, 512], depths=[1, 1, 1, 1], topks=[1, 4, 0, -2],
                       mlp_ratio=3, head_dim=32))
-    with pytest.raises(ValueError, match='smaller than its coarsest output stride 32'):
-        BiFormer('t')(torch.randn(1, 3, 16, 64))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('config,task', [
-    ('configs/biformer/mask-rcnn_biformer-s_fpn_demo-coco.py', 'det'),
-    ('configs/biformer/retinanet_biformer-s_fpn_demo-coco.py', 'det'),
-    ('configs/biformer/upernet_biformer-s_demo-ade20k.py', 'seg'),
-    ('configs/biformer/fpn_biformer-s_demo-ade20k.py', 'seg'),
-])
-def test_demo_config_trains_one_step(config, task, demo_data, tmp_path):
-    run_demo_train_step(config, demo_data, tmp_path, task)

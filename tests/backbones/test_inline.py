@@ -19,30 +19,7 @@ from plugins.mixers.window import ShiftedWindowAttention
 from plugins.utils.checkpoint import load_pretrained
 from plugins.utils.converters import get_converter
 
-from .contract import (check_frozen_stages, check_gradients_reach_every_parameter,
-                       check_official_layout_loads, check_output_shapes, check_parameter_count,
-                       check_with_cp, run_demo_train_step)
-
-
-@pytest.mark.parametrize('arch', ['tiny', 'small', 'medium', 'large'])
-def test_pvt_parameter_count_matches_the_official_code(arch):
-    with torch.device('meta'):
-        backbone = InLinePVT(arch)
-    check_parameter_count(backbone, 'InLinePVT', arch)
-
-
-@pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
-def test_swin_parameter_count_matches_the_official_code(arch):
-    with torch.device('meta'):
-        backbone = InLineSwin(arch)
-    check_parameter_count(backbone, 'InLineSwin', arch)
-
-
-@pytest.mark.parametrize('size', [(97, 131), (33, 250)])
-def test_pvt_any_input_size_gives_ceil_of_stride(size):
-    backbone = InLinePVT('tiny')
-    check_output_shapes(backbone, size, channels=[64, 128, 320, 512])
-    assert backbone.strides == [4, 8, 16, 32]
+from .contract import (check_official_layout_loads, check_output_shapes)
 
 
 @pytest.mark.parametrize('size', [(97, 131), (300, 250)])
@@ -50,10 +27,6 @@ def test_swin_any_input_size_gives_ceil_of_stride(size):
     """(300, 250): stage 4 is 10x8, larger than a window: padded, shifted windows."""
     backbone = InLineSwin('tiny')
     check_output_shapes(backbone, size, channels=[96, 192, 384, 768])
-
-
-def test_detection_size():
-    check_output_shapes(InLinePVT('tiny', out_indices=(0, 3)), (800, 1216))
 
 
 def test_pvt_blocks_use_global_inline_attention():
@@ -106,22 +79,6 @@ def test_position_embedding_is_the_grid_at_the_pretraining_size_and_resized_else
     expected = torch.nn.functional.interpolate(grid.permute(0, 3, 1, 2), size=(14, 40),
                                                mode='bilinear', align_corners=False)
     torch.testing.assert_close(resized, expected.permute(0, 2, 3, 1))
-
-
-def test_gradients_reach_every_parameter():
-    check_gradients_reach_every_parameter(InLinePVT('tiny', drop_path_rate=0.1), size=(65, 47))
-    check_gradients_reach_every_parameter(InLineSwin(
-        dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 2, 2], num_heads=[1, 2, 2, 4],
-             inline_blocks=[1, 1, 1, 0]), drop_path_rate=0.1), size=(65, 47))
-
-
-def test_frozen_stages_have_no_gradient_and_stay_in_eval():
-    check_frozen_stages(InLinePVT('tiny', frozen_stages=2), 2)
-    check_frozen_stages(InLineSwin('tiny', frozen_stages=1), 1)
-
-
-def test_with_cp_gives_the_same_output_and_gradients():
-    check_with_cp(lambda **kw: InLinePVT('tiny', **kw))
 
 
 def test_output_norms_exist_only_for_returned_stages():
@@ -214,17 +171,7 @@ def test_official_imagenet_checkpoints_report_the_classifier(tmp_path):
                                                for p in ('weight', 'bias'))
 
 
-@pytest.mark.parametrize('make', [lambda: InLinePVT('tiny'), lambda: InLineSwin('tiny')])
-def test_converter_is_idempotent_on_toolkit_keys(make):
-    state = make().state_dict()
-    converted = get_converter('inline')(state)
-    assert list(converted) == list(state)
-    assert all(converted[k] is state[k] for k in state)
-
-
 def test_bad_arguments_are_clear_errors():
-    with pytest.raises(KeyError, match='no preset'):
-        InLinePVT('huge')
     with pytest.raises(ValueError, match='one entry per stage'):
         InLinePVT(dict(embed_dims=[64, 128], depths=[2, 2, 2], num_heads=[2, 4],
                        mlp_ratios=[8, 8]))
@@ -234,15 +181,3 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match='divisible'):
         InLineSwin(dict(embed_dims=[96, 192, 384, 768], depths=[2, 2, 6, 2],
                         num_heads=[5, 6, 12, 24], inline_blocks=[2, 2, 6, 0]))
-    with pytest.raises(ValueError, match='smaller than its coarsest output stride 32'):
-        InLinePVT('tiny')(torch.randn(1, 3, 16, 64))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('config,task', [
-    ('configs/inline/mask-rcnn_inline-pvt-s_fpn_demo-coco.py', 'det'),
-    ('configs/inline/retinanet_inline-pvt-s_fpn_demo-coco.py', 'det'),
-    ('configs/inline/upernet_inline-swin-t_demo-ade20k.py', 'seg'),
-])
-def test_demo_config_trains_one_step(config, task, demo_data, tmp_path):
-    run_demo_train_step(config, demo_data, tmp_path, task)

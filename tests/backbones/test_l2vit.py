@@ -8,27 +8,7 @@ from plugins.backbones.l2vit import L2ViT, LinearGlobalBlock, LocalWindowBlock
 from plugins.utils.checkpoint import load_pretrained
 from plugins.utils.converters import get_converter
 
-from .contract import (check_frozen_stages, check_gradients_reach_every_parameter,
-                       check_norm_eval, check_official_layout_loads, check_output_shapes,
-                       check_parameter_count, check_with_cp, run_demo_train_step)
-
-
-@pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
-def test_parameter_count_matches_the_official_code(arch):
-    with torch.device('meta'):
-        backbone = L2ViT(arch)
-    check_parameter_count(backbone, 'L2ViT', arch)
-
-
-@pytest.mark.parametrize('size', [(97, 131), (64, 64), (33, 250)])
-def test_any_input_size_gives_ceil_of_stride(size):
-    backbone = L2ViT('tiny')
-    check_output_shapes(backbone, size, channels=[96, 192, 384, 768])
-    assert backbone.strides == [4, 8, 16, 32]
-
-
-def test_detection_size():
-    check_output_shapes(L2ViT('tiny', out_indices=(0, 3)), (800, 1216))
+from .contract import (check_gradients_reach_every_parameter, check_official_layout_loads)
 
 
 def test_blocks_alternate_local_window_and_linear_global_attention():
@@ -56,22 +36,6 @@ def test_lcm_acts_on_the_residual_stream_after_the_attention():
         t = x2.permute(0, 2, 3, 1)
         expected = (t + block.mlp(block.norm2(t))).permute(0, 3, 1, 2)
         torch.testing.assert_close(block(x), expected)
-
-
-def test_gradients_reach_every_parameter():
-    check_gradients_reach_every_parameter(L2ViT('tiny', drop_path_rate=0.1))
-
-
-def test_frozen_stages_have_no_gradient_and_stay_in_eval():
-    check_frozen_stages(L2ViT('tiny', frozen_stages=2), 2)
-
-
-def test_norm_eval_keeps_batchnorm_statistics():
-    check_norm_eval(L2ViT('tiny', norm_eval=True))
-
-
-def test_with_cp_gives_the_same_output_and_gradients():
-    check_with_cp(lambda **kw: L2ViT('tiny', **kw))
 
 
 def test_output_norms_exist_only_for_returned_stages():
@@ -129,27 +93,8 @@ def test_official_imagenet_checkpoint_reports_head_and_output_norms(tmp_path):
                                                for p in ('weight', 'bias'))
 
 
-def test_converter_is_idempotent_on_toolkit_keys():
-    state = L2ViT('tiny').state_dict()
-    assert list(get_converter('l2vit')(state)) == list(state)
-
-
 def test_bad_arguments_are_clear_errors():
-    with pytest.raises(KeyError, match='no preset'):
-        L2ViT('huge')
     with pytest.raises(ValueError, match='one entry per stage'):
         L2ViT(dict(embed_dims=[96, 192], depths=[2, 2, 2], num_heads=[3, 6]))
     with pytest.raises(ValueError, match='divisible'):
         L2ViT(dict(embed_dims=[96, 192, 384, 768], depths=[2, 2, 2, 2], num_heads=[5, 6, 12, 24]))
-    with pytest.raises(ValueError, match='smaller than its coarsest output stride 32'):
-        L2ViT('tiny')(torch.randn(1, 3, 16, 64))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('config,task', [
-    ('configs/l2vit/mask-rcnn_l2vit-t_fpn_demo-coco.py', 'det'),
-    ('configs/l2vit/retinanet_l2vit-t_fpn_demo-coco.py', 'det'),
-    ('configs/l2vit/upernet_l2vit-t_demo-ade20k.py', 'seg'),
-])
-def test_demo_config_trains_one_step(config, task, demo_data, tmp_path):
-    run_demo_train_step(config, demo_data, tmp_path, task)

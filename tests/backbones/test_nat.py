@@ -16,35 +16,20 @@ from plugins.backbones.nat import NAT, DiNAT, dinat_dilations
 from plugins.utils.checkpoint import load_pretrained
 from plugins.utils.converters import get_converter
 
-from .contract import (ROOT, check_frozen_stages, check_gradients_reach_every_parameter,
-                       check_official_layout_loads, check_output_shapes, check_parameter_count,
-                       check_with_cp, run_demo_train_step)
-
-
-@pytest.mark.parametrize('cls', [NAT, DiNAT])
-@pytest.mark.parametrize('arch', ['mini', 'tiny', 'small', 'base'])
-def test_parameter_count_matches_the_official_release(cls, arch):
-    with torch.device('meta'):
-        backbone = cls(arch)
-    check_parameter_count(backbone, cls.__name__, arch)
-
-
-@pytest.mark.parametrize('cls', [NAT, DiNAT])
-@pytest.mark.parametrize('size', [(97, 131), (33, 250)])
-def test_any_input_size_gives_ceil_of_stride(cls, size):
-    check_output_shapes(cls('mini'), size, channels=[64, 128, 256, 512])
+from .contract import (ROOT, check_official_layout_loads, check_output_shapes)
 
 
 def test_detection_size_with_the_detection_dilations():
     check_output_shapes(DiNAT('mini', dilations='detection'), (800, 1216))
 
 
-def test_map_smaller_than_kernel_times_dilation_clamps_the_dilation():
+def test_small_map_clamp_clamps_the_dilation():
     """At 64x64 the stride-4 map is 16x16: the detection dilation 28 (7 x 28 = 196 > 16) runs as
-    16 // 7 = 2; the smaller maps run undilated (the official code zero-pads to 7 x 28 instead)."""
+    16 // 7 = 2; the smaller maps run undilated."""
     torch.manual_seed(0)
-    detection = DiNAT('mini', dilations='detection').eval()
-    clamped = DiNAT('mini', dilations=[[1, 2, 1], [1] * 4, [1] * 6, [1] * 5]).eval()
+    detection = DiNAT('mini', dilations='detection', small_map='clamp').eval()
+    clamped = DiNAT('mini', dilations=[[1, 2, 1], [1] * 4, [1] * 6, [1] * 5],
+                    small_map='clamp').eval()
     clamped.load_state_dict(detection.state_dict())
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -52,13 +37,17 @@ def test_map_smaller_than_kernel_times_dilation_clamps_the_dilation():
             torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize('cls', [NAT, DiNAT])
-def test_gradients_reach_every_parameter(cls):
-    check_gradients_reach_every_parameter(cls('mini', drop_path_rate=0.1))
-
-
-def test_frozen_stages_have_no_gradient_and_stay_in_eval():
-    check_frozen_stages(NAT('mini', frozen_stages=2), 2)
+def test_small_maps_are_padded_as_the_official_releases_by_default():
+    """The NATTEN of the releases pads maps shorter than kernel x dilation: at 64x64 with the
+    detection dilations the features differ from the clamped ones (stage 1: 16 < 7 x 28)."""
+    torch.manual_seed(0)
+    padded = DiNAT('mini', dilations='detection').eval()
+    clamped = DiNAT('mini', dilations='detection', small_map='clamp').eval()
+    clamped.load_state_dict(padded.state_dict())
+    assert all(b.attn.small_map == 'pad' for s in padded.stages for b in s.blocks)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (padded(x)[0] - clamped(x)[0]).abs().max() > 1e-3
 
 
 def test_norm_eval_leaves_the_layernorms_training():
@@ -73,10 +62,6 @@ def test_norm_eval_leaves_the_layernorms_training():
     x = torch.randn(1, 3, 64, 64)
     for a, b in zip(plain(x), norm_eval(x)):
         torch.testing.assert_close(a, b)
-
-
-def test_with_cp_gives_the_same_output_and_gradients():
-    check_with_cp(lambda **kw: DiNAT('mini', **kw))
 
 
 def official_state_dict(backbone, detection=True):
@@ -130,11 +115,6 @@ def test_imagenet_checkpoint_reports_head_and_output_norms(tmp_path):
                                                for p in ('weight', 'bias'))
 
 
-def test_converter_is_idempotent_on_toolkit_keys():
-    state = NAT('mini').state_dict()
-    assert list(get_converter('nat')(state)) == list(state)
-
-
 # The per-layer dilations of the official DiNAT-Tiny configs, as they are written there
 # (detection/configs/dinat/mask_rcnn_dinat_tiny_3x_coco.py,
 # segmentation/configs/dinat/upernet_dinat_tiny_512x512_160k_ade20k.py).
@@ -156,15 +136,16 @@ def test_configs_use_the_official_dilations(config, setting):
 
 
 def test_bad_arguments_are_clear_errors():
-    with pytest.raises(KeyError, match='no preset'):
-        NAT('huge')
     with pytest.raises(ValueError, match='one value per layer'):
         DiNAT('mini', dilations=[[1, 2], [1], [1], [1]])
     with pytest.raises(ValueError, match='not one of'):
         DiNAT('mini', dilations='imagenet')
 
 
-@pytest.mark.slow
-def test_demo_config_trains_one_step(demo_data, tmp_path):
-    run_demo_train_step('configs/dinat/upernet_dinat-t_demo-ade20k.py', demo_data, tmp_path,
-                        'seg')
+@pytest.mark.parametrize('arch,gammas', [('mini', 0), ('tiny', 0), ('small', 0), ('base', 60)])
+def test_dinat_layer_scales_are_those_of_the_official_presets(arch, gammas):
+    """The official dinat_small has no layer scale (NAT-Small and DiNAT-Base do): a release
+    holds no ``gamma`` for it, and 1e-5 layer scales would nearly skip every block."""
+    with torch.device('meta'):
+        names = [n for n, _ in DiNAT(arch).named_parameters() if 'gamma' in n]
+    assert len(names) == gammas

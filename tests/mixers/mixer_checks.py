@@ -54,3 +54,26 @@ def randomize_(module: torch.nn.Module, std: float = 0.2) -> torch.nn.Module:
         for p in module.parameters():
             p.copy_(torch.randn_like(p) * std)
     return module
+
+
+def compare_parameter_grads(mixer, reference, x, rtol=1e-5, ref_dtype=torch.float64):
+    """Gradients of every parameter of ``mixer(x)`` against those of ``reference(mixer_copy, x)``
+    (``mixer_copy`` in ``ref_dtype``) for one random upstream gradient; returns the worst relative
+    error over the parameters."""
+    ref_mixer = copy.deepcopy(mixer).to(ref_dtype)
+    y1 = mixer(x)
+    y2 = reference(ref_mixer, x.to(ref_dtype))
+    g = torch.randn_like(y2)
+    names = [n for n, p in mixer.named_parameters() if p.requires_grad]
+    p1 = dict(mixer.named_parameters())
+    p2 = dict(ref_mixer.named_parameters())
+    g1 = torch.autograd.grad(y1, [p1[n] for n in names], g.to(y1.dtype), allow_unused=True)
+    g2 = torch.autograd.grad(y2, [p2[n] for n in names], g, allow_unused=True)
+    worst = 0.0
+    for name, a, b in zip(names, g1, g2):
+        assert (a is None) == (b is None), f'{name}: gradient in only one of mixer and reference'
+        if a is not None:
+            err = rel_err(a, b)
+            assert err <= rtol, f'{name}: parameter-gradient relative error {err:.2e} > {rtol:.0e}'
+            worst = max(worst, err)
+    return worst

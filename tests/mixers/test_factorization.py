@@ -34,9 +34,11 @@ def dense_fasa(m, x):
     c0 = m.single_dim[0]
     t = x.flatten(2).transpose(1, 2)
     q = m.q(t)
-    # global group: zero pad to sr multiples (ours; FaViT needs divisible maps), SR conv, LN
+    # global group: the strided SR conv (which drops the rows / columns beyond a multiple of sr,
+    # as FaViT's; 'pad' and maps smaller than sr: zero-padded to a multiple), LN
     xg = x[:, :c0]
-    xg = F.pad(xg, (0, (-W) % m.sr_ratio, 0, (-H) % m.sr_ratio))
+    if m.sr_remainder == 'pad' or min(H, W) < m.sr_ratio:
+        xg = F.pad(xg, (0, (-W) % m.sr_ratio, 0, (-H) % m.sr_ratio))
     red = m.sr(xg)
     Hg, Wg = red.shape[-2:]
     kg, vg = m.kv_g(m.norm(red.flatten(2).transpose(1, 2))).chunk(2, -1)
@@ -63,11 +65,24 @@ def dense_fasa(m, x):
     return out.transpose(1, 2).reshape(B, C, H, W)
 
 
+@pytest.mark.parametrize('remainder', ['drop', 'pad'])
 @pytest.mark.parametrize('size', [(13, 21), (3, 3), (1, 1), (2, 50), (16, 16)])
 @pytest.mark.parametrize('dim,heads,sr', [(32, 2, 8), (32, 2, 1), (64, 2, 2)])
-def test_matches_dense_reference(size, dim, heads, sr):
-    m = randomize_(FactorizationAttention(dim, num_heads=heads, sr_ratio=sr))
+def test_matches_dense_reference(size, dim, heads, sr, remainder):
+    m = randomize_(FactorizationAttention(dim, num_heads=heads, sr_ratio=sr,
+                                          sr_remainder=remainder))
     compare_with_reference(m, dense_fasa, torch.randn(2, dim, *size))
+
+
+def test_the_rows_beyond_a_multiple_of_sr_do_not_reach_the_global_keys():
+    """As the official conv, the reduction reads rows 0..15 of a 19-row map with sr 8."""
+    m = randomize_(FactorizationAttention(32, num_heads=2, sr_ratio=8))
+    x = torch.randn(1, 32, 19, 16)
+    changed = x.clone()
+    changed[:, :, 16:] += 1
+    g = m.single_dim[0]
+    q = m.q(x.flatten(2).transpose(1, 2))[..., :g].unsqueeze(1)
+    assert torch.equal(m.global_group(x[:, :g], q), m.global_group(changed[:, :g], q))
 
 
 def test_bf16_close_to_fp32():

@@ -34,14 +34,27 @@ def _x(size, dim=16, b=2):
 @pytest.mark.parametrize('size', SIZES)
 @pytest.mark.parametrize('dilation', [1, 2])
 def test_neighborhood_mixer_matches_gathered_neighbourhoods(size, dilation):
-    m = randomize_(NeighborhoodAttention2d(16, 2, kernel_size=5, dilation=dilation))
+    m = randomize_(NeighborhoodAttention2d(16, 2, kernel_size=5, dilation=dilation,
+                                           small_map='clamp'))
     compare_with_reference(m, lambda r, x: na_gather_formulation(r)(x), _x(size))
 
 
 def test_neighborhood_mixer_clamps_dilation_on_small_maps():
     assert clamp_dilation(20, 7, 8) == 2 and clamp_dilation(5, 7, 4) == 1
-    m = NeighborhoodAttention2d(16, 2, kernel_size=7, dilation=28)
+    m = NeighborhoodAttention2d(16, 2, kernel_size=7, dilation=28, small_map='clamp')
     assert m(_x((9, 30))).shape == (2, 16, 9, 30)
+
+
+@pytest.mark.parametrize('size,dilation', [((9, 13), 3), ((4, 6), 1), ((20, 3), 2)])
+def test_neighborhood_mixer_pads_small_maps_as_the_official_releases(size, dilation):
+    """NATTEN 0.14 / 0.15 (the releases' version): the input is zero-padded at the bottom / right
+    to ``k x dilation`` before qkv, so padded tokens carry the qkv bias into real windows; the
+    output is cropped."""
+    m = randomize_(NeighborhoodAttention2d(16, 2, kernel_size=5, dilation=dilation))
+    pad = (0, max(0, 5 * dilation - size[1]), 0, max(0, 5 * dilation - size[0]))
+    compare_with_reference(
+        m, lambda r, x: na_gather_formulation(r)(F.pad(x, pad))[:, :, :size[0], :size[1]],
+        _x(size))
 
 
 def test_neighborhood_mixer_bfloat16():

@@ -1,5 +1,7 @@
 # RetinaNet with FPN on a BiFormer-S backbone (model only), as the official retinanet.1x config:
 # 16 regions per side, stochastic depth 0.2.
+# The FPN reads stages 2-4 only, so they are the backbone's only outputs: no output norm is built
+# that nothing reads (DDP refuses parameters without gradients).
 _base_ = 'mmdet::_base_/models/retinanet_r50_fpn.py'
 custom_imports = dict(imports=['plugins'], allow_failed_imports=False)
 model = dict(
@@ -8,6 +10,6 @@ model = dict(
         type='BiFormer',
         arch='s',
         n_win=16,
-        out_indices=(0, 1, 2, 3),
+        out_indices=(1, 2, 3),
         drop_path_rate=0.2),
-    neck=dict(in_channels=[64, 128, 256, 512], start_level=1, num_outs=5))
+    neck=dict(in_channels=[128, 256, 512], start_level=0, num_outs=5))

@@ -11,10 +11,13 @@ from plugins.utils.checkpoint import PretrainedFromRelease
 class SRNetwork(PretrainedFromRelease, BaseModule):
     """Base of the SR networks: ``upscale`` and ``init_cfg=dict(type='Pretrained', ...)``.
 
-    A ``Pretrained`` init_cfg loads the official release as published (``params`` /
-    ``params_ema`` wrappers, original key names) through the converter registered under
-    ``converter`` in ``plugins.utils.converters``, and reports missing/unexpected keys.
+    A ``Pretrained`` init_cfg loads the official release as published (original key names)
+    through the converter registered under ``converter`` in ``plugins.utils.converters``, and
+    reports missing/unexpected keys. BasicSR releases hold ``params`` and often ``params_ema``;
+    BasicSR's ``SRModel`` loads ``params`` unless its options set ``param_key_g``, so that is
+    the copy taken unless ``init_cfg`` says ``copy='params_ema'``.
     """
+    checkpoint_copies = ('params', 'params_ema', 'state_dict', 'model')
     def __init__(self, upscale: int, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if upscale not in (1, 2, 3, 4):

@@ -1,0 +1,16 @@
+# Mask R-CNN 1x on COCO with Hyena ViT-Tiny (ImageNet-pretrained: a checkpoint of the official
+# HyenaND main.py, read by the hyena_vit converter) and the simple feature pyramid. The paper
+# reports no detection results and the official code has no detection config: AdamW lr 1e-4,
+# weight decay 0.05, batch 16, 12 epochs (steps at 8 and 11), mmdet's standard 1333x800 pipeline.
+_base_ = [
+    '../_base_/models/mask-rcnn_hyena-vit-t_sfp.py',
+    'mmdet::_base_/datasets/coco_instance.py',
+    'mmdet::_base_/schedules/schedule_1x.py',
+    'mmdet::_base_/default_runtime.py',
+]
+model = dict(backbone=dict(init_cfg=dict(
+    type='Pretrained', checkpoint='checkpoints/hyena_deit_tiny_in1k.pth')))
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05))

@@ -1,0 +1,12 @@
+# Demo twin of mask-rcnn_medusa-r50_fpn_1x_coco.py: the same model, from scratch (no download), on
+# the generated COCO-format set with polygon masks.
+_base_ = [
+    '../_base_/models/mask-rcnn_medusa-r50_fpn.py',
+    '../_base_/datasets/demo_coco_instance.py',
+    '../_base_/schedules/demo_det.py',
+    'mmdet::_base_/default_runtime.py',
+]
+model = dict(
+    backbone=dict(backbone=dict(frozen_stages=-1, norm_eval=False, init_cfg=None)),
+    roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)))
+default_hooks = dict(checkpoint=dict(interval=6), logger=dict(interval=10))
