@@ -1,14 +1,15 @@
 """Benchmark case of BASED (non-causal, 2-D), beside BASED's own pure-PyTorch formulation: the
-"quadratic" ``parallel_forward`` of ``LinearAttention`` (``A = phi(q) phi(k)^T``, ``y = A v / (phi(q)
-. sum phi(k) + eps)``, without the causal ``tril`` / ``cumsum``) and, for the window, SDPA with the
-dense sliding-window mask (the released window runs in flash-attention, CUDA only); our weights."""
+"quadratic" ``parallel_forward`` of ``LinearAttention`` (``A = phi(q) phi(k)^T``,
+``y = A v / (phi(q) . sum phi(k) + eps)``, without the causal ``tril`` / ``cumsum``) and, for the
+window, SDPA with the dense sliding-window mask (the released window runs in flash-attention, CUDA
+only); our weights."""
 import math
 
 import torch
 import torch.nn.functional as F
 
 from plugins.mixers.based import BasedAttention
-from plugins.ops.sliding_window import sliding_window_mask
+from plugins.ops.band_attention import band_mask
 
 from . import MixerCase
 
@@ -33,7 +34,7 @@ def quadratic_formulation(m: BasedAttention):
         y = y / (torch.einsum('bhld,bhd->bhl', q, k.sum(2)) + m.eps)[..., None]
         linear = m.out_proj(y.transpose(1, 2).reshape(b, n, c))
         qw, kw, vw = m.window_qkv(t).view(b, n, 3, m.num_heads, -1).permute(2, 0, 3, 1, 4)
-        mask = sliding_window_mask((h, w), m.window_size, device=x.device)
+        mask = band_mask((h, w), (m.window_size[0] // 2, m.window_size[1] // 2), x.device)
         window = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=mask)
         window = m.window_proj(window.transpose(1, 2).reshape(b, n, c))
         return (linear + window).transpose(1, 2).reshape(b, c, h, w)

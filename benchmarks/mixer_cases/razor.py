@@ -6,7 +6,7 @@ attention is the "vs global" column."""
 import torch
 
 from plugins.mixers.razor import RazorAttention
-from plugins.ops.sliding_window import sliding_window_mask
+from plugins.ops.band_attention import band_mask
 
 from . import MixerCase
 
@@ -17,7 +17,7 @@ def dense_formulation(m: RazorAttention):
         n = h * w
         qkv = m.qkv(x.flatten(2).transpose(1, 2)).view(b, n, 3, m.num_heads, m.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        inside = sliding_window_mask((h, w), m.window_size, device=x.device)
+        inside = band_mask((h, w), (m.window_size[0] // 2, m.window_size[1] // 2), x.device)
         outside = (~inside).to(x.dtype)
         count = outside.sum(1)
         k_hat = (outside @ k) / count.clamp_min(1)[:, None]

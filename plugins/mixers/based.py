@@ -9,8 +9,8 @@ attention in a small sliding window. Released code (HazyResearch/based): ``Linea
 
 2-D and non-causal: the linear branch sums over every key (no cumulative sum; see
 :func:`plugins.ops.linear_attention.taylor_linear_attention`); the window is the centred
-``k x k`` square cut at the borders (:func:`plugins.ops.sliding_window.sliding_window_attention_2d`,
-the 2-D analogue of the flash window ``|i - j| <= w``). BASED interleaves the two kinds in separate
+``k x k`` square cut at the borders (:func:`plugins.ops.band_attention.band_attention_2d`, the
+2-D analogue of the flash window ``|i - j| <= w``). BASED interleaves the two kinds in separate
 layers; one mixer here runs both branches on the same input and adds their outputs (a block of
 this mixer holds both, as a BASED layer pair does).
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..ops.linear_attention import taylor_linear_attention
-from ..ops.sliding_window import sliding_window_attention_2d
+from ..ops.band_attention import band_attention_2d
 from ..ops.utils import IntPair, to_pair
 from ..registry import MODELS
 
@@ -79,7 +79,7 @@ class BasedAttention(nn.Module):
         h, w = size
         qkv = self.window_qkv(t).view(b, h, w, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(3, 0, 4, 1, 2, 5).unbind(0)                     # B h H W d
-        y = sliding_window_attention_2d(q, k, v, self.window_size)
+        y = band_attention_2d(q, k, v, (self.window_size[0] // 2, self.window_size[1] // 2))
         return self.window_proj(y.permute(0, 2, 3, 1, 4).reshape(b, n, c))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,8 @@ Vision adaptation (an encoder has no KV cache; the saving is in compute and memo
 
 * the window: a centred ``k x k`` square around each query (cut at the borders), the 2-D
   counterpart of "recent tokens"; its complement gets one compensation token per query,
-  computed with box sums in ``O(N k^2 d)`` (:func:`plugins.ops.sliding_window.window_complement_mean`);
+  computed with box sums in ``O(N k^2 d)``
+  (:func:`plugins.ops.band_attention.band_complement_mean`);
   ``m = 0`` (the window covers the map) drops it. A mixer has no sink tokens (no cls or register
   token reaches it), so none are kept.
 * head selection: the paper finds echo / induction heads with repeated random token sequences,
@@ -33,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..ops.sliding_window import sliding_window_attention_2d, window_complement_mean
+from ..ops.band_attention import band_attention_2d, band_complement_mean
 from ..ops.utils import IntPair, to_pair
 from ..registry import MODELS
 from .global_attention import GlobalSelfAttention
@@ -48,11 +49,13 @@ def default_retrieval_heads(num_heads: int, ratio: float) -> List[int]:
 def compressed_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                          window_size: IntPair) -> torch.Tensor:
     """Window + compensation-token attention. q, k, v: ``(B, heads, H, W, d)`` -> same shape."""
-    k_hat, m = window_complement_mean(k, window_size)
-    v_hat, _ = window_complement_mean(v, window_size)
+    kh, kw = to_pair(window_size, 'window_size')
+    radius = (kh // 2, kw // 2)
+    k_hat, m = band_complement_mean(k, radius)
+    v_hat, _ = band_complement_mean(v, radius)
     bias = torch.log(m.to(q.dtype))                          # -inf where m = 0: no token
-    return sliding_window_attention_2d(q, k, v, window_size, extra_key=k_hat, extra_value=v_hat,
-                                       extra_bias=bias[None, None])
+    return band_attention_2d(q, k, v, radius, extra_key=k_hat, extra_value=v_hat,
+                             extra_bias=bias[None, None])
 
 
 @MODELS.register_module()

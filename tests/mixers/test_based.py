@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from plugins.mixers.based import BasedAttention
-from plugins.ops import sliding_window
+from plugins.ops import band_attention
 from plugins.registry import MODELS
 
 from .mixer_checks import compare_with_reference, randomize_
@@ -46,7 +46,7 @@ def test_matches_explicit_taylor_and_window_attention(size, kw):
 
 def test_window_tiles_attended_in_chunks_give_the_same_result(monkeypatch):
     # 2 tiles (of 9) per chunk: batch 2 x 2 heads x 64 queries x 12 x 12 keys each
-    monkeypatch.setattr(sliding_window, '_CHUNK_LOGITS', 2 * 4 * 64 * 144)
+    monkeypatch.setattr(band_attention, '_CHUNK_LOGITS', 2 * 4 * 64 * 144)
     m = randomize_(BasedAttention(16, 2, feature_dim=4, window_size=5))
     compare_with_reference(m, based_reference, torch.randn(2, 16, 19, 21))
 

@@ -7,7 +7,7 @@ import torch
 
 from plugins.mixers.global_attention import GlobalSelfAttention
 from plugins.mixers.razor import RazorAttention, compress_model, retrieval_head_scores
-from plugins.ops import sliding_window
+from plugins.ops import band_attention
 from plugins.registry import MODELS
 
 from .mixer_checks import compare_with_reference, randomize_, rel_err
@@ -51,7 +51,7 @@ def test_window_and_compensation_match_dense_reference(size, heads, window):
 
 def test_tiles_attended_in_chunks_give_the_same_result(monkeypatch):
     # 3 tiles (of 9) per chunk: batch 2 x 2 heads x 64 queries x 10 x 10 keys each
-    monkeypatch.setattr(sliding_window, '_CHUNK_LOGITS', 3 * 4 * 64 * 100)
+    monkeypatch.setattr(band_attention, '_CHUNK_LOGITS', 3 * 4 * 64 * 100)
     m = randomize_(RazorAttention(16, 2, 3, retrieval_heads=[]))
     compare_with_reference(m, razor_reference, torch.randn(2, 16, 19, 21))
 
