@@ -25,7 +25,8 @@ Vision adaptation (an encoder has no KV cache; the saving is in compute and memo
   mixers of a model together (as the paper ranks the whole model) and keeps the top
   ``retrieval_ratio`` global.
 
-Cost: retrieval heads ``O(N^2 d)``, the others ``O(N k^2 d)`` (time and memory).
+Cost: retrieval heads ``O(N^2 d)``, the others ``O(N k^2 d)`` (time and memory). What it saves
+and costs on a demo-trained MixerFormer: ``docs/razor.md`` (``benchmarks/razor_tradeoff.py``).
 """
 import math
 from typing import Dict, Iterable, List, Optional, Sequence
