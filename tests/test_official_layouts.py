@@ -216,3 +216,19 @@ def test_the_released_tensors_arrive_where_they_belong(arch, tmp_path):
     for key, value in loaded.items():
         if key not in expected_missing(arch):
             assert torch.equal(value, converted[key]), key
+
+
+def recorded_release(arch: str, preset: str):
+    if arch in ('CATANet', 'DLGSANet'):
+        from plugins.tasks.sr.reference import sr_presets
+        return sr_presets(arch)[preset].get('release')
+    from plugins.backbones.reference import load_reference
+    return load_reference()[arch]['presets'][preset].get('release')
+
+
+@pytest.mark.parametrize('arch', ARCHITECTURES)
+def test_reference_yaml_names_the_copy_the_official_evaluation_loads(arch):
+    """``reference.yaml``'s ``copy`` of every release agrees with the official code's."""
+    evaluated = manifest(arch)['release']['evaluated']
+    releases = [recorded_release(arch, p) for p in presets(arch)]
+    assert all(r['copy'] == evaluated for r in releases if r)

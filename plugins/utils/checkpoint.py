@@ -76,20 +76,67 @@ def is_url(path) -> bool:
     return isinstance(path, str) and path.startswith(('http://', 'https://'))
 
 
+#: Hosts whose links open a web page (a viewer, a folder, a sign-in), not the file itself.
+PAGE_HOSTS = ('drive.google.com', 'pan.baidu.com', 'sharepoint.com', '1drv.ms',
+              'onedrive.live.com', 'pan.quark.cn')
+
+#: A hash prefix in a file name, as torch.hub writes it: ``halonet26t_a1h_256-3083328c.pth``.
+HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
+
+
+def is_page(url: str) -> bool:
+    """True for a link to a web page (Google Drive, Baidu, OneDrive / SharePoint viewers)."""
+    from urllib.parse import urlparse
+    host = urlparse(url).netloc.lower()
+    return any(host == h or host.endswith('.' + h) for h in PAGE_HOSTS)
+
+
+def cache_file_name(url: str, release: Optional[dict] = None) -> str:
+    """The name a download of ``url`` is cached under: the release's file name where
+    ``reference.yaml`` records one, else the URL's own file name (a GitHub release asset, a
+    Hugging Face file), else, for links whose path names no file (``.../f/<id>/?dl=1``,
+    ``.../root/content``), the host, path and query made into one name, so that two such links
+    never share a cached file."""
+    from urllib.parse import urlparse
+    if release and release.get('file'):
+        return release['file']
+    parts = urlparse(url)
+    base = os.path.basename(parts.path)
+    if '.' in base.strip('.'):
+        return base
+    slug = parts.netloc + parts.path + (f'?{parts.query}' if parts.query else '')
+    return re.sub(r'[^A-Za-z0-9._-]+', '_', slug).strip('_') + '.pth'
+
+
+def _sha256_of(path: str) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def cached_download(url: str, sha256: Optional[str] = None) -> str:
     """The local copy of a released checkpoint: downloaded once into torch's hub cache
     (``$TORCH_HOME/hub/checkpoints``, where mmengine and torch.hub keep theirs), then reused.
 
-    ``sha256`` (the release's, where it publishes one; else the one ``reference.yaml`` records
-    for this URL) is checked after the download; a file that fails the check is deleted and
-    refused. Without network the error names the URL and where to place the file by hand.
+    The cached file is named by :func:`cache_file_name`. Its SHA-256 is checked after the
+    download and at every use: ``sha256`` if given, else the one ``reference.yaml`` records for
+    this URL, else the hash prefix in the file name (torch.hub's convention); a file that fails is
+    deleted and refused, and so is a download that is not a checkpoint (a web page). A link to a
+    web page (Google Drive, OneDrive / SharePoint, Baidu) is refused with how to fetch it by hand;
+    without network the error names the URL and where to place the file.
     """
-    import hashlib
     from torch.hub import download_url_to_file, get_dir
-    from urllib.parse import urlparse
+    if is_page(url):
+        raise CheckpointError(
+            f'{url} is a web page, not a file: it cannot be downloaded for you. Open it in a '
+            f'browser, download the checkpoint and set the checkpoint to its local path '
+            f'(docs/model-zoo.md lists which file each preset needs).')
+    release = known_release(url)
     folder = os.path.join(get_dir(), 'checkpoints')
-    path = os.path.join(folder, os.path.basename(urlparse(url).path) or 'checkpoint.pth')
-    sha256 = sha256 or known_sha256(url)
+    path = os.path.join(folder, cache_file_name(url, release))
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
         print_log(f'downloading {url} to {path}', logger='current')
@@ -100,23 +147,33 @@ def cached_download(url: str, sha256: Optional[str] = None) -> str:
                 f'could not download {url} ({type(err).__name__}: {err}). Without network access, '
                 f'download it on another machine and place it at {path} (or set the checkpoint '
                 f'to a local path).') from None
-    if sha256:
-        digest = hashlib.sha256()
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
-        if digest.hexdigest() != sha256.lower():
+        try:
+            check_checkpoint_path(path)
+        except CheckpointError:
             os.remove(path)
-            raise CheckpointError(f'{url} downloaded to {path} has SHA-256 {digest.hexdigest()}, '
-                                  f'not the release\'s {sha256}: the file was deleted; the '
-                                  f'download was corrupt or the release has changed.')
+            raise CheckpointError(f'{url} served a file that is not a PyTorch checkpoint (a web '
+                                  f'page?); it was deleted. Download the checkpoint by hand and '
+                                  f'set the checkpoint to its local path.') from None
+    expected = sha256 or release.get('sha256')
+    prefix = HASH_IN_NAME.search(os.path.basename(path))
+    if expected or prefix:
+        digest = _sha256_of(path)
+        if not (digest == expected.lower() if expected else digest.startswith(prefix.group(1))):
+            os.remove(path)
+            what = f"the release's {expected}" if expected else \
+                f'{prefix.group(1)}... (the prefix in its name)'
+            raise CheckpointError(f'{url} downloaded to {path} has SHA-256 {digest}, not '
+                                  f'{what}: the file was deleted; the download was corrupt or '
+                                  f'the release has changed.')
     return path
 
 
-def known_sha256(url: str) -> Optional[str]:
-    """The SHA-256 that ``plugins/backbones/reference.yaml`` records for a release URL, if any."""
-    from ..backbones.reference import release_checksums
-    return release_checksums().get(url)
+def known_release(url: str) -> dict:
+    """What ``reference.yaml`` (the backbones' and the SR networks') records about the release
+    at ``url`` (``file``, ``sha256``, ``copy``, ...; a mirror maps to its release); {} if none."""
+    from ..backbones.reference import release_index
+    from ..tasks.sr.reference import release_index as sr_release_index
+    return {**release_index(), **sr_release_index()}.get(url, {})
 
 
 def check_checkpoint_path(path: str) -> None:
