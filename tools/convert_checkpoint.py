@@ -20,12 +20,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 import torch  # noqa: E402
 
 import plugins  # noqa: E402,F401  (registers every converter)
-from plugins.utils.checkpoint import (CheckpointError, cached_download,  # noqa: E402
-                                      extract_state_dict, is_url, load_checkpoint_file)
+from plugins.utils.checkpoint import (MODEL_PREFIXES, CheckpointError,  # noqa: E402
+                                      cached_download, extract_state_dict, is_url,
+                                      load_checkpoint_file)
 from plugins.utils.converters import CONVERTERS  # noqa: E402
-
-#: where the backbone's keys live in the checkpoints of mmdet / mmseg / mmpose models
-MODEL_PREFIXES = ('backbone.', )
 
 
 def detect_prefix(state: dict) -> str:

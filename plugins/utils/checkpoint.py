@@ -361,6 +361,23 @@ def _refusal(module, checkpoint, report, state) -> str:
     return ' '.join(lines)
 
 
+#: where the checkpoint of a whole mmdet / mmseg / mmpose model keeps its backbone's keys
+MODEL_PREFIXES = ('backbone.', )
+
+
+def _under(state: dict, prefix: str) -> dict:
+    return OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
+
+
+def _model_prefix(state: dict, own: dict, convert) -> Optional[str]:
+    """The prefix (``backbone.``) under which a whole model's checkpoint holds keys of ``own``."""
+    for prefix in MODEL_PREFIXES:
+        inner = _under(state, prefix)
+        if inner and any(k in own for k in convert(inner)):
+            return prefix
+    return None
+
+
 def load_pretrained(module: torch.nn.Module,
                     checkpoint: str,
                     convert: Optional[Callable[[dict], dict]] = None,
@@ -375,15 +392,17 @@ def load_pretrained(module: torch.nn.Module,
     A file of another preset or architecture is refused (``CheckpointError`` naming the first
     keys, both shapes, and the preset the file fits when one does): tensors of other shapes, or
     unused tensors of layers shaped like the model's own (a deeper preset), or missing ones of a
-    structure the file holds (a shallower preset). Keys only the release has (a classifier) or
-    only the model has (the output norms of a dense-task backbone) are reported, not refused.
+    structure the file holds (a shallower preset), or no tensor of the model's at all (another
+    architecture). Keys only the release has (a classifier) or only the model has (the output
+    norms of a dense-task backbone) are reported, not refused.
 
     Args:
         checkpoint: path of the file (the official release's or the toolkit's own), or the URL
             of a release (downloaded once into torch's hub cache, see :func:`cached_download`).
         convert: maps the release's key names to the module's (see ``plugins.utils.converters``).
         prefix: keep only keys under this prefix and strip it (e.g. ``'backbone.'`` to take a
-            backbone out of a detector's checkpoint).
+            backbone out of a detector's checkpoint). None: the whole file, or, when none of its
+            keys is the module's, the keys under ``backbone.`` (a whole model's checkpoint).
         strict: False loads whatever fits and logs the rest as a warning.
         copy: which copy of the weights to take (``'state_dict_ema'``, ``'params_ema'``, ...);
             None: the first of ``copies`` the file holds.
@@ -394,20 +413,33 @@ def load_pretrained(module: torch.nn.Module,
     """
     if is_url(checkpoint):
         checkpoint = cached_download(checkpoint)
-    state = extract_state_dict(load_checkpoint_file(checkpoint, map_location), copy, copies)
-    taken = state.copy
+    released = extract_state_dict(load_checkpoint_file(checkpoint, map_location), copy, copies)
+    convert = convert or (lambda x: x)
+    own = module.state_dict()
     if prefix:
-        state = OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
+        state = convert(_under(released, prefix))
         if not state:
             raise CheckpointError(f'no key of {checkpoint!r} starts with prefix {prefix!r}')
-    if convert is not None:
-        state = convert(state)
-    own = module.state_dict()
+    else:
+        state = convert(released)
+        found = _model_prefix(released, own, convert) if not any(k in own for k in state) else None
+        if found:
+            state = convert(_under(released, found))
+            print_log(f'{checkpoint} is a whole model\'s checkpoint: its tensors under {found!r} '
+                      f'are taken (set prefix=... in the init_cfg to take others).', logger=logger)
     report = compare_state({k: v.shape for k, v in own.items()}, state)
-    report['copy'] = taken
+    report['copy'] = released.copy
     if strict and not _fits(report):
         raise CheckpointError(_refusal(module, checkpoint, report, state))
+    if strict and own and not report['loaded']:
+        raise CheckpointError(
+            f'none of the {len(state)} tensors of {checkpoint} is a tensor of this '
+            f'{type(module).__name__} (the file has {_short_list(state, 3)}; the model '
+            f'{_short_list(own, 3)}): it is a checkpoint of another architecture, or its keys '
+            f'are under a prefix (set prefix=... in the init_cfg). strict=False loads nothing '
+            f'without complaint.')
     module.load_state_dict(OrderedDict((k, state[k]) for k in report['loaded']), strict=False)
+    taken = report['copy']
     lines = [f'Loaded {len(report["loaded"])}/{len(own)} tensors of {type(module).__name__} '
              f'from {checkpoint}' + (f' (its {taken!r} copy).' if taken else '.')]
     if report['missing']:
@@ -419,7 +451,10 @@ def load_pretrained(module: torch.nn.Module,
     if report['mismatched']:
         shown = [f'{k} {a} vs {b}' for k, a, b in report['mismatched']]
         lines.append(f'Shape mismatches, not loaded ({len(shown)}): {_short_list(shown)}.')
-    level = logging.INFO if _fits(report) else logging.WARNING
+    few = len(report['loaded']) < len(own) / 2
+    if few:
+        lines.append('Less than half of the model was loaded.')
+    level = logging.INFO if _fits(report) and not few else logging.WARNING
     print_log(' '.join(lines), logger=logger, level=level)
     return report
 
