@@ -436,8 +436,8 @@ def load_pretrained(module: torch.nn.Module,
             f'none of the {len(state)} tensors of {checkpoint} is a tensor of this '
             f'{type(module).__name__} (the file has {_short_list(state, 3)}; the model '
             f'{_short_list(own, 3)}): it is a checkpoint of another architecture, or its keys '
-            f'are under a prefix (set prefix=... in the init_cfg); strict=False loads nothing, with a '
-            f'warning.')
+            f'are under a prefix (set prefix=... in the init_cfg); strict=False loads nothing, '
+            f'with a warning.')
     module.load_state_dict(OrderedDict((k, state[k]) for k in report['loaded']), strict=False)
     taken = report['copy']
     lines = [f'Loaded {len(report["loaded"])}/{len(own)} tensors of {type(module).__name__} '

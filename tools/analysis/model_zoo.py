@@ -52,13 +52,15 @@ def sections():
                 for p, ref in entry['presets'].items()]
         yield arch, 'ImageNet-1K top-1', entry.get('release_note', ''), rows
     for arch, entry in load_sr_reference().items():
-        rows = [(p, f"x{ref['upscale']}", ref.get('release')) for p, ref in entry['presets'].items()]
+        rows = [(p, f"x{ref['upscale']}", ref.get('release'))
+                for p, ref in entry['presets'].items()]
         yield arch, 'scale (DIV2K)', ' '.join(entry.get('release_note', '').split()), rows
 
 
 def render() -> str:
     all_rows = [r for _, _, _, rows in sections() for r in rows]
-    counts = {k: sum(kind(rel) == k for _, _, rel in all_rows) for k in ('direct', 'manual', 'none')}
+    counts = {k: sum(kind(rel) == k for _, _, rel in all_rows)
+              for k in ('direct', 'manual', 'none')}
     sha = sum(bool(rel and rel.get('sha256')) for _, _, rel in all_rows)
     prefix = sum(bool(rel and not rel.get('sha256') and checksum(rel) != '—')
                  for _, _, rel in all_rows)
