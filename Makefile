@@ -2,7 +2,7 @@
 #   make install   install the pinned stack (first time ~15 min: mmcv builds from source)
 #   make demo      install if needed, generate demo data, train + evaluate the demo models
 #   make test      install if needed, run the test suite
-#   make docs      regenerate the generated tables of docs/ (plugins, backbone presets)
+#   make docs      regenerate the generated tables of docs/ (plugins, backbone presets, model zoo)
 # Bring your own torch: make install TORCH_SPEC="torch==2.x.y" (or SKIP_TORCH=1 to keep the one you have).
 VENV       ?= .venv
 PYTHON     ?= python3
@@ -51,3 +51,4 @@ demo: install
 docs: install
 	$(PY) tools/list_plugins.py --markdown > docs/plugins.md
 	$(PY) tools/analysis/backbone_table.py --out docs/backbones.md
+	$(PY) tools/analysis/model_zoo.py --out docs/model-zoo.md

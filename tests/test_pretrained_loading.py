@@ -117,3 +117,25 @@ def test_the_copy_the_official_evaluation_uses_is_taken_and_can_be_chosen(tmp_pa
     assert load_pretrained(SGFormer(arch), only_ema)['copy'] == 'state_dict_ema'
     with pytest.raises(CheckpointError, match="no copy 'params_ema'.*state_dict_ema"):
         load_pretrained(SGFormer(arch), only_ema, copy='params_ema')
+
+
+def test_a_file_of_which_no_tensor_is_the_models_is_refused(tmp_path):
+    """CATANet's weights into VAN-B0: nothing loaded, logged as "Loaded 0/400" at INFO before."""
+    from plugins.tasks.sr.catanet import CATANet
+    path = save(tmp_path, 'x2.pth', params=CATANet(upscale=2).state_dict())
+    with pytest.raises(CheckpointError, match='none of the .* tensors .* another architecture'):
+        load_pretrained(VAN('b0'), path, convert=get_converter('van'))
+    report = load_pretrained(VAN('b0'), path, convert=get_converter('van'), strict=False)
+    assert report['loaded'] == []
+
+
+def test_a_detectors_checkpoint_gives_its_backbone_keys_without_a_prefix(tmp_path):
+    """Keys under ``backbone.`` (an mmdet checkpoint) loaded nothing without prefix='backbone.'."""
+    source = VAN('b0')
+    state = {f'backbone.{k}': v for k, v in van_official(source).items()}
+    state['neck.lateral_convs.0.conv.weight'] = torch.zeros(256, 32, 1, 1)
+    path = save(tmp_path, 'mask_rcnn_van_b0.pth', state_dict=state)
+    model = VAN('b0', init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key

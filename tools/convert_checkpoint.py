@@ -9,7 +9,8 @@ converter runs on load); converting once ahead saves the work at every start and
 release stores beside its weights (optimizer state, training arguments). A detector's or
 segmentor's checkpoint (keys under ``backbone.``, found by itself or given with ``--prefix``) has
 its backbone keys converted and every other key kept as it is, so the output still loads with
-``load_from``. ``--copy`` picks the copy of the weights (e.g. ``state_dict_ema``, ``params_ema``).
+``load_from``. The copy of the weights taken is the one the official evaluation loads (as
+``init_cfg`` takes it; SG-Former's ``state_dict_ema``); ``--copy`` picks another (``params_ema``).
 """
 import argparse
 import os.path as osp
@@ -20,12 +21,19 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 import torch  # noqa: E402
 
 import plugins  # noqa: E402,F401  (registers every converter)
-from plugins.utils.checkpoint import (CheckpointError, cached_download,  # noqa: E402
-                                      extract_state_dict, is_url, load_checkpoint_file)
+from plugins.utils.checkpoint import (MODEL_PREFIXES, STATE_DICT_KEYS,  # noqa: E402
+                                      CheckpointError, cached_download, extract_state_dict,
+                                      is_url, load_checkpoint_file)
 from plugins.utils.converters import CONVERTERS  # noqa: E402
 
-#: where the backbone's keys live in the checkpoints of mmdet / mmseg / mmpose models
-MODEL_PREFIXES = ('backbone.', )
+
+def official_copies(arch: str) -> tuple:
+    """The copies of the weights, in order of preference, of the modules that use the ``arch``
+    converter: the one their official evaluation loads first (SG-Former: ``state_dict_ema``)."""
+    from mmengine.registry import MODELS
+    found = {getattr(cls, 'checkpoint_copies', STATE_DICT_KEYS)
+             for cls in MODELS.module_dict.values() if getattr(cls, 'converter', None) == arch}
+    return found.pop() if len(found) == 1 else STATE_DICT_KEYS
 
 
 def detect_prefix(state: dict) -> str:
@@ -64,7 +72,7 @@ def main(argv=None):
                              "'backbone.' when the file has such keys, else every key)")
     parser.add_argument('--copy', default=None,
                         help="which copy of the weights to take, e.g. 'state_dict_ema' (default: "
-                             "'state_dict' / 'model' / ... whichever the file holds first)")
+                             "the one the official evaluation loads, as init_cfg takes it)")
     parser.add_argument('--list', action='store_true', help='list the known architectures')
     args = parser.parse_args(argv)
     if args.list:
@@ -78,7 +86,8 @@ def main(argv=None):
         parser.error('dst must differ from src: the original checkpoint is never overwritten')
     try:
         src = cached_download(args.src) if is_url(args.src) else args.src
-        state = extract_state_dict(load_checkpoint_file(src), copy=args.copy)
+        state = extract_state_dict(load_checkpoint_file(src), copy=args.copy,
+                                   preference=official_copies(args.arch))
         prefix = detect_prefix(state) if args.prefix is None else args.prefix
         converted, dropped = convert(state, args.arch, prefix)
     except CheckpointError as err:

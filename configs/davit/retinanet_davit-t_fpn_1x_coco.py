@@ -8,6 +8,10 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# The official ImageNet-1K weights of DaViT-T are on a web page that cannot be downloaded
+# for you: get them by hand from the OneDrive (SharePoint) page
+# https://connecthkuhk-my.sharepoint.com/:u:/g/personal/u3007305_connect_hku_hk/EcJYlVYP9y5FsDbMP-nwjtABgLmdrNGZBxgR5--Kg3MZ7Q?e=v9OrXB  # noqa: E501
+# and place the file at checkpoints/davit_tiny_in1k.pth (docs/model-zoo.md).
 model = dict(backbone=dict(init_cfg=dict(
     type='Pretrained', checkpoint='checkpoints/davit_tiny_in1k.pth')))
 optim_wrapper = dict(

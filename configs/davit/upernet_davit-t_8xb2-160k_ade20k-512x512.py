@@ -8,6 +8,10 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# The official ImageNet-1K weights of DaViT-T are on a web page that cannot be downloaded
+# for you: get them by hand from the OneDrive (SharePoint) page
+# https://connecthkuhk-my.sharepoint.com/:u:/g/personal/u3007305_connect_hku_hk/EcJYlVYP9y5FsDbMP-nwjtABgLmdrNGZBxgR5--Kg3MZ7Q?e=v9OrXB  # noqa: E501
+# and place the file at checkpoints/davit_tiny_in1k.pth (docs/model-zoo.md).
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/davit_tiny_in1k.pth')))

@@ -8,6 +8,9 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_80k.py',
 ]
 crop_size = (512, 512)
+# No official ImageNet weights of FaViT-B2 are published (the README's lists are empty):
+# pre-train it and place the file at checkpoints/favit_b2.pth, or drop init_cfg to train
+# from scratch.
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/favit_b2.pth')))

@@ -6,6 +6,9 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# No official ImageNet weights of FaViT-B2 are published (the README's lists are empty):
+# pre-train it and place the file at checkpoints/favit_b2.pth, or drop init_cfg to train
+# from scratch.
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/favit_b2.pth')))
 optim_wrapper = dict(
     _delete_=True,

@@ -7,6 +7,8 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-attn-weights/halonet50ts_a1h2_256-f3a3daee.pth'  # noqa: E501
 model = dict(backbone=dict(init_cfg=dict(
-    type='Pretrained', checkpoint='checkpoints/halonet50ts_a1h2_256-f3a3daee.pth')))
+    type='Pretrained', checkpoint=pretrained)))
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))

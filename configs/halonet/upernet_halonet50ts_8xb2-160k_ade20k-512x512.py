@@ -8,8 +8,10 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-attn-weights/halonet50ts_a1h2_256-f3a3daee.pth'  # noqa: E501
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(
-        type='Pretrained', checkpoint='checkpoints/halonet50ts_a1h2_256-f3a3daee.pth')))
+        type='Pretrained', checkpoint=pretrained)))
 train_dataloader = dict(batch_size=2)

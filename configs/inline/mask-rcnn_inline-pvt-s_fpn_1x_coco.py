@@ -8,8 +8,10 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://cloud.tsinghua.edu.cn/f/1ab953b2479d433080a3/?dl=1'
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained',
-                                         checkpoint='checkpoints/inline_pvt_s.pth')))
+                                         checkpoint=pretrained)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -8,10 +8,12 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://github.com/ChuanyangZheng/L2ViT/releases/download/v1.0/L2ViT-Tiny-checkpoint-best-ema.pth'  # noqa: E501
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(type='Pretrained',
-                                checkpoint='checkpoints/L2ViT-Tiny-checkpoint-best-ema.pth')))
+                                checkpoint=pretrained)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -10,11 +10,13 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://github.com/sail-sg/poolformer/releases/download/v1.0/poolformer_s12.pth.tar'
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
         mixers=dict(type='NeighborhoodAttention2d', kernel_size=7),
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/poolformer_s12.pth.tar')))
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -7,6 +7,10 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# The official ImageNet-1K weights of SG-Former-S are on a web page that cannot be downloaded
+# for you: get them by hand from the Google Drive folder
+# https://drive.google.com/drive/folders/1ZJDEwxDffqqqzBC2SzhOkpWpGRweDsE4?usp=sharing
+# and place the file at checkpoints/sgformer_s.pth (docs/model-zoo.md).
 model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/sgformer_s.pth')))
 optim_wrapper = dict(

@@ -9,6 +9,10 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# The official ImageNet-1K weights of SG-Former-S are on a web page that cannot be downloaded
+# for you: get them by hand from the Google Drive folder
+# https://drive.google.com/drive/folders/1ZJDEwxDffqqqzBC2SzhOkpWpGRweDsE4?usp=sharing
+# and place the file at checkpoints/sgformer_s.pth (docs/model-zoo.md).
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/sgformer_s.pth')))

@@ -9,6 +9,10 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# The official ImageNet-1K weights of STViT-S are on a web page that cannot be downloaded for
+# you: get stvit-small-224.pth by hand from the Google Drive folder
+# https://drive.google.com/drive/folders/1uaT5OarQd9iPrnFufHocHpM3zhyTcetB?usp=sharing
+# and place the file at checkpoints/stvit-small-224.pth (docs/model-zoo.md).
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained',
                                          checkpoint='checkpoints/stvit-small-224.pth')))
 optim_wrapper = dict(

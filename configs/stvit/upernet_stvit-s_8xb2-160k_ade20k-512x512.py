@@ -10,6 +10,10 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# The official ImageNet-1K weights of STViT-S are on a web page that cannot be downloaded for
+# you: get stvit-small-224.pth by hand from the Google Drive folder
+# https://drive.google.com/drive/folders/1uaT5OarQd9iPrnFufHocHpM3zhyTcetB?usp=sharing
+# and place the file at checkpoints/stvit-small-224.pth (docs/model-zoo.md).
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/stvit-small-224.pth')))

@@ -8,10 +8,12 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://huggingface.co/Visual-Attention-Network/VAN-Tiny-original/resolve/main/van_tiny_754.pth.tar'  # noqa: E501
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/van_tiny_754.pth.tar')))
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -1,6 +1,8 @@
 """Access to ``reference.yaml``: the papers' numbers for every preset, with their source."""
 import functools
 import os.path as osp
+import posixpath
+from urllib.parse import urlparse
 
 import yaml
 
@@ -30,14 +32,27 @@ def count_params_like_the_source(backbone, architecture: str, preset: str) -> fl
     return count / 1e6
 
 
-@functools.lru_cache()
-def release_checksums() -> dict:
-    """URL -> SHA-256 of every official release that reference.yaml records with a checksum
-    (``release: {url: ..., sha256: ...}`` of a preset)."""
-    out = {}
-    for entry in load_reference().values():
+def index_releases(reference: dict) -> dict:
+    """URL -> release of every preset of ``reference`` that records one (``release: {url, file,
+    sha256, copy, mirrors, manual}``); each mirror URL maps to its release too. A URL shared by
+    presets (a folder page) keeps no ``file``: it names none of them alone."""
+    out, seen = {}, {}
+    for entry in reference.values():
         for preset in entry.get('presets', {}).values():
-            release = preset.get('release') or {}
-            if release.get('url') and release.get('sha256'):
-                out[release['url']] = release['sha256']
+            release = (preset or {}).get('release') or {}
+            for url in [release.get('url')] + list(release.get('mirrors') or []):
+                if not url:
+                    continue
+                seen[url] = seen.get(url, 0) + 1
+                named = dict(release, url=url)
+                if url != release['url'] and not release.get('file'):  # a mirror: same file
+                    named['file'] = posixpath.basename(urlparse(release['url']).path)
+                out[url] = named if seen[url] == 1 else \
+                    {k: v for k, v in release.items() if k not in ('file', 'sha256')}
     return out
+
+
+@functools.lru_cache()
+def release_index() -> dict:
+    """URL -> release of every backbone preset (see :func:`index_releases`)."""
+    return index_releases(load_reference())

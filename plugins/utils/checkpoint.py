@@ -76,20 +76,67 @@ def is_url(path) -> bool:
     return isinstance(path, str) and path.startswith(('http://', 'https://'))
 
 
+#: Hosts whose links open a web page (a viewer, a folder, a sign-in), not the file itself.
+PAGE_HOSTS = ('drive.google.com', 'pan.baidu.com', 'sharepoint.com', '1drv.ms',
+              'onedrive.live.com', 'pan.quark.cn')
+
+#: A hash prefix in a file name, as torch.hub writes it: ``halonet26t_a1h_256-3083328c.pth``.
+HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
+
+
+def is_page(url: str) -> bool:
+    """True for a link to a web page (Google Drive, Baidu, OneDrive / SharePoint viewers)."""
+    from urllib.parse import urlparse
+    host = urlparse(url).netloc.lower()
+    return any(host == h or host.endswith('.' + h) for h in PAGE_HOSTS)
+
+
+def cache_file_name(url: str, release: Optional[dict] = None) -> str:
+    """The name a download of ``url`` is cached under: the release's file name where
+    ``reference.yaml`` records one, else the URL's own file name (a GitHub release asset, a
+    Hugging Face file), else, for links whose path names no file (``.../f/<id>/?dl=1``,
+    ``.../root/content``), the host, path and query made into one name, so that two such links
+    never share a cached file."""
+    from urllib.parse import urlparse
+    if release and release.get('file'):
+        return release['file']
+    parts = urlparse(url)
+    base = os.path.basename(parts.path)
+    if '.' in base.strip('.'):
+        return base
+    slug = parts.netloc + parts.path + (f'?{parts.query}' if parts.query else '')
+    return re.sub(r'[^A-Za-z0-9._-]+', '_', slug).strip('_') + '.pth'
+
+
+def _sha256_of(path: str) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def cached_download(url: str, sha256: Optional[str] = None) -> str:
     """The local copy of a released checkpoint: downloaded once into torch's hub cache
     (``$TORCH_HOME/hub/checkpoints``, where mmengine and torch.hub keep theirs), then reused.
 
-    ``sha256`` (the release's, where it publishes one; else the one ``reference.yaml`` records
-    for this URL) is checked after the download; a file that fails the check is deleted and
-    refused. Without network the error names the URL and where to place the file by hand.
+    The cached file is named by :func:`cache_file_name`. Its SHA-256 is checked after the
+    download and at every use: ``sha256`` if given, else the one ``reference.yaml`` records for
+    this URL, else the hash prefix in the file name (torch.hub's convention); a file that fails is
+    deleted and refused, and so is a download that is not a checkpoint (a web page). A link to a
+    web page (Google Drive, OneDrive / SharePoint, Baidu) is refused with how to fetch it by hand;
+    without network the error names the URL and where to place the file.
     """
-    import hashlib
     from torch.hub import download_url_to_file, get_dir
-    from urllib.parse import urlparse
+    if is_page(url):
+        raise CheckpointError(
+            f'{url} is a web page, not a file: it cannot be downloaded for you. Open it in a '
+            f'browser, download the checkpoint and set the checkpoint to its local path '
+            f'(docs/model-zoo.md lists which file each preset needs).')
+    release = known_release(url)
     folder = os.path.join(get_dir(), 'checkpoints')
-    path = os.path.join(folder, os.path.basename(urlparse(url).path) or 'checkpoint.pth')
-    sha256 = sha256 or known_sha256(url)
+    path = os.path.join(folder, cache_file_name(url, release))
     if not os.path.exists(path):
         os.makedirs(folder, exist_ok=True)
         print_log(f'downloading {url} to {path}', logger='current')
@@ -100,23 +147,33 @@ def cached_download(url: str, sha256: Optional[str] = None) -> str:
                 f'could not download {url} ({type(err).__name__}: {err}). Without network access, '
                 f'download it on another machine and place it at {path} (or set the checkpoint '
                 f'to a local path).') from None
-    if sha256:
-        digest = hashlib.sha256()
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
-        if digest.hexdigest() != sha256.lower():
+        try:
+            check_checkpoint_path(path)
+        except CheckpointError:
             os.remove(path)
-            raise CheckpointError(f'{url} downloaded to {path} has SHA-256 {digest.hexdigest()}, '
-                                  f'not the release\'s {sha256}: the file was deleted; the '
-                                  f'download was corrupt or the release has changed.')
+            raise CheckpointError(f'{url} served a file that is not a PyTorch checkpoint (a web '
+                                  f'page?); it was deleted. Download the checkpoint by hand and '
+                                  f'set the checkpoint to its local path.') from None
+    expected = sha256 or release.get('sha256')
+    prefix = HASH_IN_NAME.search(os.path.basename(path))
+    if expected or prefix:
+        digest = _sha256_of(path)
+        if not (digest == expected.lower() if expected else digest.startswith(prefix.group(1))):
+            os.remove(path)
+            what = f"the release's {expected}" if expected else \
+                f'{prefix.group(1)}... (the prefix in its name)'
+            raise CheckpointError(f'{url} downloaded to {path} has SHA-256 {digest}, not '
+                                  f'{what}: the file was deleted; the download was corrupt or '
+                                  f'the release has changed.')
     return path
 
 
-def known_sha256(url: str) -> Optional[str]:
-    """The SHA-256 that ``plugins/backbones/reference.yaml`` records for a release URL, if any."""
-    from ..backbones.reference import release_checksums
-    return release_checksums().get(url)
+def known_release(url: str) -> dict:
+    """What ``reference.yaml`` (the backbones' and the SR networks') records about the release
+    at ``url`` (``file``, ``sha256``, ``copy``, ...; a mirror maps to its release); {} if none."""
+    from ..backbones.reference import release_index
+    from ..tasks.sr.reference import release_index as sr_release_index
+    return {**release_index(), **sr_release_index()}.get(url, {})
 
 
 def check_checkpoint_path(path: str) -> None:
@@ -304,6 +361,23 @@ def _refusal(module, checkpoint, report, state) -> str:
     return ' '.join(lines)
 
 
+#: where the checkpoint of a whole mmdet / mmseg / mmpose model keeps its backbone's keys
+MODEL_PREFIXES = ('backbone.', )
+
+
+def _under(state: dict, prefix: str) -> dict:
+    return OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
+
+
+def _model_prefix(state: dict, own: dict, convert) -> Optional[str]:
+    """The prefix (``backbone.``) under which a whole model's checkpoint holds keys of ``own``."""
+    for prefix in MODEL_PREFIXES:
+        inner = _under(state, prefix)
+        if inner and any(k in own for k in convert(inner)):
+            return prefix
+    return None
+
+
 def load_pretrained(module: torch.nn.Module,
                     checkpoint: str,
                     convert: Optional[Callable[[dict], dict]] = None,
@@ -318,15 +392,17 @@ def load_pretrained(module: torch.nn.Module,
     A file of another preset or architecture is refused (``CheckpointError`` naming the first
     keys, both shapes, and the preset the file fits when one does): tensors of other shapes, or
     unused tensors of layers shaped like the model's own (a deeper preset), or missing ones of a
-    structure the file holds (a shallower preset). Keys only the release has (a classifier) or
-    only the model has (the output norms of a dense-task backbone) are reported, not refused.
+    structure the file holds (a shallower preset), or no tensor of the model's at all (another
+    architecture). Keys only the release has (a classifier) or only the model has (the output
+    norms of a dense-task backbone) are reported, not refused.
 
     Args:
         checkpoint: path of the file (the official release's or the toolkit's own), or the URL
             of a release (downloaded once into torch's hub cache, see :func:`cached_download`).
         convert: maps the release's key names to the module's (see ``plugins.utils.converters``).
         prefix: keep only keys under this prefix and strip it (e.g. ``'backbone.'`` to take a
-            backbone out of a detector's checkpoint).
+            backbone out of a detector's checkpoint). None: the whole file, or, when none of its
+            keys is the module's, the keys under ``backbone.`` (a whole model's checkpoint).
         strict: False loads whatever fits and logs the rest as a warning.
         copy: which copy of the weights to take (``'state_dict_ema'``, ``'params_ema'``, ...);
             None: the first of ``copies`` the file holds.
@@ -337,20 +413,33 @@ def load_pretrained(module: torch.nn.Module,
     """
     if is_url(checkpoint):
         checkpoint = cached_download(checkpoint)
-    state = extract_state_dict(load_checkpoint_file(checkpoint, map_location), copy, copies)
-    taken = state.copy
+    released = extract_state_dict(load_checkpoint_file(checkpoint, map_location), copy, copies)
+    convert = convert or (lambda x: x)
+    own = module.state_dict()
     if prefix:
-        state = OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
+        state = convert(_under(released, prefix))
         if not state:
             raise CheckpointError(f'no key of {checkpoint!r} starts with prefix {prefix!r}')
-    if convert is not None:
-        state = convert(state)
-    own = module.state_dict()
+    else:
+        state = convert(released)
+        found = _model_prefix(released, own, convert) if not any(k in own for k in state) else None
+        if found:
+            state = convert(_under(released, found))
+            print_log(f'{checkpoint} is a whole model\'s checkpoint: its tensors under {found!r} '
+                      f'are taken (set prefix=... in the init_cfg to take others).', logger=logger)
     report = compare_state({k: v.shape for k, v in own.items()}, state)
-    report['copy'] = taken
+    report['copy'] = released.copy
     if strict and not _fits(report):
         raise CheckpointError(_refusal(module, checkpoint, report, state))
+    if strict and own and not report['loaded']:
+        raise CheckpointError(
+            f'none of the {len(state)} tensors of {checkpoint} is a tensor of this '
+            f'{type(module).__name__} (the file has {_short_list(state, 3)}; the model '
+            f'{_short_list(own, 3)}): it is a checkpoint of another architecture, or its keys '
+            f'are under a prefix (set prefix=... in the init_cfg); strict=False loads nothing, '
+            f'with a warning.')
     module.load_state_dict(OrderedDict((k, state[k]) for k in report['loaded']), strict=False)
+    taken = report['copy']
     lines = [f'Loaded {len(report["loaded"])}/{len(own)} tensors of {type(module).__name__} '
              f'from {checkpoint}' + (f' (its {taken!r} copy).' if taken else '.')]
     if report['missing']:
@@ -362,7 +451,10 @@ def load_pretrained(module: torch.nn.Module,
     if report['mismatched']:
         shown = [f'{k} {a} vs {b}' for k, a, b in report['mismatched']]
         lines.append(f'Shape mismatches, not loaded ({len(shown)}): {_short_list(shown)}.')
-    level = logging.INFO if _fits(report) else logging.WARNING
+    few = len(report['loaded']) < len(own) / 2
+    if few:
+        lines.append('Less than half of the model was loaded.')
+    level = logging.INFO if _fits(report) and not few else logging.WARNING
     print_log(' '.join(lines), logger=logger, level=level)
     return report
 

@@ -45,3 +45,17 @@ def test_a_wrong_prefix_is_a_clear_error(tmp_path, capsys):
         main(['nat', str(src), str(tmp_path / 'out.pth'), '--prefix', 'backbone.'])
     assert exit_.value.code == 2
     assert "no key of the checkpoint starts with prefix 'backbone.'" in capsys.readouterr().err
+
+
+def test_the_copy_taken_is_the_one_the_official_evaluation_loads(tmp_path):
+    """SG-Former's release holds state_dict and state_dict_ema; its official evaluation (and
+    init_cfg) takes the EMA weights, the tool took state_dict."""
+    from plugins.backbones.sgformer import SGFormer
+    arch = dict(SGFormer.arch_zoo['s'], depths=[1, 1, 1, 1])
+    plain, ema = SGFormer(arch).state_dict(), SGFormer(arch).state_dict()
+    src, dst = tmp_path / 'sgformer_s.pth', tmp_path / 'converted.pth'
+    torch.save(dict(state_dict=plain, state_dict_ema=ema), src)
+    main(['sgformer', str(src), str(dst)])
+    out = torch.load(dst)
+    key = 'stages.0.patch_embed.conv.0.conv.weight'
+    assert out['meta']['copy'] == 'state_dict_ema' and torch.equal(out['state_dict'][key], ema[key])

@@ -18,6 +18,7 @@ from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 
 from plugins.registry import MODELS
+from plugins.utils.checkpoint import PretrainedFromRelease
 from .attention import DisassembledWindowAttention
 from .reference import condaformer_presets
 from .sparse import (PointBatchNorm1d, SparseVoxels, SubMConv3d, grid_pool, knn_interpolate,
@@ -105,7 +106,7 @@ class GridUnpool(nn.Module):
 
 
 @MODELS.register_module()
-class ConDaFormer(BaseModule):
+class ConDaFormer(PretrainedFromRelease, BaseModule):
     """ConDaFormer encoder-decoder on a voxelised point cloud; per-voxel features out.
 
     Args:
@@ -115,6 +116,9 @@ class ConDaFormer(BaseModule):
         in_channels: input feature channels (6: xyz + rgb, 9: + normals).
         base_channels, head_dim, drop_path_rate, mlp_ratio: as the official code.
         max_elements: bound on one batched attention step (memory knob, no effect on results).
+        init_cfg: ``dict(type='Pretrained', checkpoint=...)`` takes the backbone out of an
+            official checkpoint (or the toolkit's segmentor's); ``strict``, ``copy``, ``prefix``
+            as for every release (``plugins.utils.checkpoint.PretrainedFromRelease``).
 
     ``forward(coord, grid_coord, feat, batch)``: ``coord (N, 3)`` metres, ``grid_coord (N, 3)``
     voxel indices (unique per cloud), ``feat (N, in_channels)``, ``batch (N,)``; returns
@@ -177,15 +181,14 @@ class ConDaFormer(BaseModule):
                 for j in range(depth)))
             prev, used = ch, used - depth
 
+    def convert_checkpoint(self, state_dict: dict) -> dict:
+        """Official (or the toolkit's segmentor) keys -> this backbone's, the head's dropped."""
+        from plugins.utils.convert_condaformer import convert_condaformer_backbone
+        return convert_condaformer_backbone(state_dict)
+
     def init_weights(self) -> None:
-        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
-            from plugins.utils.checkpoint import load_pretrained
-            from plugins.utils.convert_condaformer import convert_condaformer_backbone
-            load_pretrained(self, self.init_cfg['checkpoint'], convert=convert_condaformer_backbone,
-                            prefix=self.init_cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
+        if not self.init_from_pretrained_cfg():
+            super().init_weights()
 
     def normalize_coords(self, coord, grid_coord, batch):
         """Per cloud, as the official code: coordinates in voxel units aligned with the grid."""

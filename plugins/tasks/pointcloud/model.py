@@ -15,6 +15,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.structures import BaseDataElement
 
 from plugins.registry import MODELS
+from plugins.utils.checkpoint import PretrainedFromRelease
 from .condaformer import unique_voxels
 from .sparse import PointBatchNorm1d
 
@@ -84,7 +85,7 @@ class PointCrossEntropyLoss(nn.Module):
 
 
 @MODELS.register_module()
-class PointCloudSegmentor(BaseModel):
+class PointCloudSegmentor(PretrainedFromRelease, BaseModel):
     """Semantic segmentation of point clouds: a sparse backbone, a per-point head, a loss.
 
     Args:
@@ -94,11 +95,14 @@ class PointCloudSegmentor(BaseModel):
             backbone's ``out_channels``).
         loss: default ``PointCrossEntropyLoss(ignore_index=255)``.
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` loads the official ConDaFormer
-            checkpoints (key converter ``plugins.utils.convert_condaformer``) or the toolkit's own.
+            checkpoints (key converter ``plugins.utils.convert_condaformer``) or the toolkit's own;
+            ``strict=False`` loads what fits (e.g. another number of classes), ``copy`` picks
+            the copy of the weights, ``prefix`` the keys under it.
 
     Points of one cloud that share a voxel (no grid sampling in the pipeline, duplicates) are
     merged (mean coordinates and features) before the backbone and get the voxel's prediction.
     """
+    converter = 'condaformer'
 
     def __init__(self,
                  backbone: dict,
@@ -118,14 +122,8 @@ class PointCloudSegmentor(BaseModel):
         self.train_cfg, self.test_cfg = dict(train_cfg or {}), dict(test_cfg or {})
 
     def init_weights(self) -> None:
-        if self.init_cfg and self.init_cfg.get('type') == 'Pretrained':
-            from plugins.utils.checkpoint import load_pretrained
-            from plugins.utils.convert_condaformer import convert_condaformer
-            load_pretrained(self, self.init_cfg['checkpoint'], convert=convert_condaformer,
-                            prefix=self.init_cfg.get('prefix'))
-            self._is_init = True
-            return
-        super().init_weights()
+        if not self.init_from_pretrained_cfg():
+            super().init_weights()
 
     # ------------------------------------------------------------------ forward
     def forward(self, inputs: dict, data_samples: Optional[List] = None, mode: str = 'tensor'):

@@ -16,3 +16,10 @@ def load_reference() -> dict:
 def sr_presets(architecture: str) -> dict:
     """``{preset: {upscale, params, [arch]}}`` of ``'CATANet'`` or ``'DLGSANet'``."""
     return load_reference()[architecture]['presets']
+
+
+@functools.lru_cache()
+def release_index() -> dict:
+    """URL -> release of every SR preset that records one (its ``release`` entry)."""
+    from ...backbones.reference import index_releases
+    return index_releases(load_reference())

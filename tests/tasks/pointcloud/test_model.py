@@ -204,3 +204,28 @@ def test_grid_coord_follows_points_through_crop_and_shuffle():
     assert len(results['grid_coord']) == len(results['coord']) == 500
     grid = np.floor(results['coord'] / 0.1).astype(np.int64)
     assert (grid - results['grid_coord'] == grid[0] - results['grid_coord'][0]).all()
+
+
+def test_init_cfg_strict_false_and_copy_reach_the_loader(tmp_path):
+    """init_cfg's ``strict`` and ``copy`` were ignored (only ``prefix`` was passed on): S3DIS
+    weights could not be fine-tuned on another number of classes, and a named copy was not
+    checked."""
+    ref = condaformer_presets()['s3dis']
+    official = official_state_dict('s3dis', ref['num_classes'], ref['in_channels'])
+    path = str(tmp_path / 'model_best.pth')
+    torch.save(dict(epoch=1, state_dict=official), path)
+    cfg = dict(type='PointCloudSegmentor',
+               backbone=dict(type='ConDaFormer', arch='s3dis', in_channels=ref['in_channels']),
+               head=dict(type='PointSegHead', num_classes=5))
+    from plugins.utils.checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match='other shapes'):
+        MODELS.build(dict(cfg, init_cfg=dict(type='Pretrained', checkpoint=path))).init_weights()
+    model = MODELS.build(dict(cfg, init_cfg=dict(type='Pretrained', checkpoint=path,
+                                                 strict=False)))
+    model.init_weights()
+    assert torch.equal(model.state_dict()['backbone.stem_conv.weight'],
+                       official['module.stem.0.weight'])
+    backbone = MODELS.build(dict(cfg['backbone'], init_cfg=dict(
+        type='Pretrained', checkpoint=path, copy='state_dict_ema')))
+    with pytest.raises(CheckpointError, match="no copy 'state_dict_ema'"):
+        backbone.init_weights()
