@@ -81,11 +81,13 @@ class NeighborhoodAttention2d(nn.Module):
 
     def attention_macs(self, x: torch.Tensor) -> int:
         """Multiply-adds of the neighborhood products on ``x`` as the NAT papers count them:
-        ``k x k`` keys per query (fewer on an axis shorter than the kernel), for q.k and a.v
-        (see :func:`plugins.utils.flops.count_flops`)."""
+        ``k x k`` keys per (real) query, for q.k and a.v; with ``small_map='clamp'`` fewer on an
+        axis shorter than the kernel (see :func:`plugins.utils.flops.count_flops`)."""
         b, c, h, w = x.shape
-        keys = min(self.kernel_size[0], h) * min(self.kernel_size[1], w)
-        return 2 * b * h * w * keys * c
+        (kh, kw) = self.kernel_size
+        if self.small_map == 'clamp':
+            kh, kw = min(kh, h), min(kw, w)
+        return 2 * b * h * w * kh * kw * c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[2:]

@@ -9,10 +9,13 @@ from plugins.utils.flops import count_flops
 
 
 def test_neighborhood_attention_counts_k_by_k_keys_per_query():
-    mixer = NeighborhoodAttention2d(32, 2, kernel_size=7).eval()
-    x = torch.rand(1, 32, 20, 5)  # W shorter than the kernel: 5 keys on that axis
+    x = torch.rand(1, 32, 20, 5)  # W shorter than the kernel
+    clamped = NeighborhoodAttention2d(32, 2, kernel_size=7, small_map='clamp').eval()
     linears = 20 * 5 * (32 * 96 + 32 * 32)  # qkv and proj
-    assert count_flops(mixer, (x, )) == linears + 2 * 20 * 5 * (7 * 5) * 32
+    assert count_flops(clamped, (x, )) == linears + 2 * 20 * 5 * (7 * 5) * 32  # 5 keys that way
+    padded = NeighborhoodAttention2d(32, 2, kernel_size=7).eval()  # qkv on the padded 20 x 7
+    linears = 20 * 7 * 32 * 96 + 20 * 5 * 32 * 32
+    assert count_flops(padded, (x, )) == linears + 2 * 20 * 5 * (7 * 7) * 32
 
 
 def test_nat_mini_matches_the_paper():
