@@ -197,21 +197,34 @@ class GroupPoseDecoder(BaseModule):
             ref_keypoints: (B, N, K, 2) initial keypoints (normalised, detached).
         Returns:
             per layer: hidden states (B, N, K + 1, C) and keypoints (B, N, K, 2) in [0, 1].
+
+        With ``pos_in_content`` (official), the hidden state and keypoints returned for a layer
+        other than the last are those the official model's per-layer heads read after its
+        decoder has run: by then the next layer has added its position embedding to that hidden
+        state in place (keypoint queries). The refinement itself uses the state before that, so
+        only the intermediate predictions (the auxiliary losses) see it; the last layer's (the
+        prediction) is untouched.
         """
-        hidden, keypoints = [], []
+        official_in_place = self.layers[0].pos_in_content
+        hidden, keypoints, pred_refs = [], [], []
         ref = ref_keypoints.detach()
         ref_for_pred = ref
-        for layer, keypoint_offsets in zip(self.layers, self.keypoint_offsets):
+        for i, (layer, keypoint_offsets) in enumerate(zip(self.layers, self.keypoint_offsets)):
             # the instance query's point is the mean of its person's keypoints
             points = torch.cat([ref.mean(2, keepdim=True), ref], 2)            # b n (k+1) 2
             pos = self.ref_point_head(
                 point_sine_embedding(points * valid_ratios[:, None, None, 0], self.embed_dims))
             pos = torch.cat([torch.zeros_like(pos[:, :, :1]), pos[:, :, 1:]], 2)
+            if official_in_place and i > 0:
+                hidden[-1] = hidden[-1] + pos
+                delta = self.keypoint_offsets[i - 1](hidden[-1][:, :, 1:])
+                keypoints[-1] = (inverse_sigmoid(pred_refs[-1]) + delta).sigmoid()
             query = layer(query, pos, points, memory, memory_mask, spatial_shapes,
                           level_start_index, valid_ratios)
             delta = keypoint_offsets(query[:, :, 1:])
             keypoints.append((inverse_sigmoid(ref_for_pred) + delta).sigmoid())
             hidden.append(query)
+            pred_refs.append(ref_for_pred)
             ref_for_pred = (inverse_sigmoid(ref) + delta).sigmoid()
             ref = ref_for_pred.detach()
         return hidden, keypoints

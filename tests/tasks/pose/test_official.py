@@ -236,8 +236,8 @@ def official_decoder_step(tgt, ref, memory, mask, shapes, valid_ratios, sd, i):
     pos = mlp(sine_embed(ref_in[..., 0, :].reshape(b * n, p, 2)), sd,
               'transformer.decoder.half_pose_ref_point_head', 2).view(b, n, p, D)
     layer = f'transformer.decoder.layers.{i}'
-    t = tgt.clone()
-    t[:, :, 1:] += pos[:, :, 1:]                                            # in place, official
+    t = tgt
+    t[:, :, 1:] += pos[:, :, 1:]      # in place, as the official code: the caller's tensor too
     x = t.reshape(b * n, p, D).transpose(0, 1)
     t = layer_norm(t + mha(x, sd, layer + '.within_attn').transpose(0, 1).view(b, n, p, D), sd,
                    layer + '.within_norm')
@@ -270,15 +270,19 @@ def official_predictions(sd, memory, mask, shapes, valid_ratios, sizes):
     tgt = torch.cat([sd['transformer.instance_embedding.weight'][None, None].expand(
         b, QUERIES, 1, D), sd['transformer.keypoint_embedding.weight'][None, None] +
         content[:, :, None]], 2)
-    hidden, keypoints, logits = [], [], []
-    for i in range(DEC):
+    hidden, refs = [], []
+    for i in range(DEC):                                                   # TransformerDecoder
+        refs.append(ref)
         tgt = official_decoder_step(tgt, ref, memory, mask, shapes, valid_ratios, sd, i)
+        hidden.append(tgt)
         delta = mlp(tgt[:, :, 1:], sd, f'pose_embed.{i}', 3)
         kp = (inverse_sigmoid(ref[:, :, 1:]) + delta).sigmoid()
-        hidden.append(tgt)
-        keypoints.append(kp)
-        logits.append(linear(tgt[:, :, 0], sd, f'class_embed.{i}'))
         ref = torch.cat([kp.mean(2, keepdim=True), kp], 2)
+    # GroupPose.forward: per-layer heads on the hidden states, read after the decoder has run
+    # (a layer's state then holds the next layer's in-place position embedding)
+    keypoints = [(inverse_sigmoid(r[:, :, 1:]) + mlp(h[:, :, 1:], sd, f'pose_embed.{i}', 3)
+                  ).sigmoid() for i, (h, r) in enumerate(zip(hidden, refs))]
+    logits = [linear(h[:, :, 0], sd, f'class_embed.{i}') for i, h in enumerate(hidden)]
     people = []
     prob = logits[-1].sigmoid().view(b, -1)
     for j, (h, w) in enumerate(sizes):                                     # PostProcess
