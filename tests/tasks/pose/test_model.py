@@ -74,6 +74,15 @@ def test_coco_config_holds_the_paper_settings():
     assert opt.optimizer.lr * opt.paramwise_cfg.custom_keys['backbone'].lr_mult == pytest.approx(
         ref['lr_backbone'])
     assert cfg.train_cfg.max_epochs == ref['epochs']
+    assert head.num_classes == ref['num_classes']
+    plain, crop = cfg.train_dataloader.dataset.pipeline[3]['transforms']
+    assert plain[0]['scales'] == crop[2]['scales'] == ref['data_aug_scales']
+    assert plain[0]['max_size'] == crop[2]['max_size'] == ref['data_aug_max_size']
+    assert crop[0]['scales'] == ref['data_aug_scales2_resize']
+    assert [crop[1]['min_size'], crop[1]['max_size']] == ref['data_aug_scales2_crop']
+    test_resize = cfg.val_dataloader.dataset.pipeline[1]
+    assert test_resize['scales'] == [max(ref['data_aug_scales'])]
+    assert test_resize['max_size'] == ref['data_aug_max_size']
     assert cfg.param_scheduler[0].milestones == [ref['lr_drop']]
     assert load_reference()['results']['coco_val2017']['ResNet-50']['AP'] == 72.0
 

@@ -409,3 +409,29 @@ def test_init_cfg_and_the_convert_tool_take_the_official_file(tmp_path):
     own = model.state_dict()
     assert set(converted) == {k for k in own if not k.endswith('num_batches_tracked')}
     assert all(torch.equal(own[k], v) for k, v in converted.items())
+
+
+def test_paper_clean_options_change_the_decoder_and_never_select_padding(official_model):
+    head = official_model.head
+    g = torch.Generator().manual_seed(1)
+    images = [torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8)
+              for h, w in [(64, 256), (64, 160)]]
+    with torch.no_grad():   # what a padding token's (zeroed) content becomes
+        padding = head.memory_trans_norm(head.memory_trans_fc(torch.zeros(D)))
+    selected = []
+    hook = head.enc_keypoint_offsets.register_forward_hook(
+        lambda m, args, out: selected.append(
+            ((args[0] - padding).abs().amax(-1) < 1e-6).any().item()))
+    try:
+        official, _, _ = run_both(official_model, official_weights(), images)
+        head.select_padding = False
+        for layer in head.decoder.layers:
+            layer.pos_in_content = False
+        clean, _, _ = run_both(official_model, official_weights(), images)
+    finally:
+        hook.remove()
+        head.select_padding = True
+        for layer in head.decoder.layers:
+            layer.pos_in_content = True
+    assert selected == [True, False]       # padding selected officially, never when masked
+    assert (official['hidden'][-1] - clean['hidden'][-1]).abs().max() > 1e-2
