@@ -34,7 +34,6 @@ predictions; each choice where it departs from the paper's description has a swi
   PyTorch's default ``Linear`` initialisation for the class and keypoint-offset heads (copies of
   one head per decoder layer), class biases at ``p = 0.01``, the last offset layers at zero.
 """
-import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
