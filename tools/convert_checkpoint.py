@@ -36,11 +36,21 @@ def official_copies(arch: str) -> tuple:
     return found.pop() if len(found) == 1 else STATE_DICT_KEYS
 
 
-def detect_prefix(state: dict) -> str:
-    """``backbone.`` when the file is a whole model's (its backbone keys under that prefix)."""
-    for prefix in MODEL_PREFIXES:
-        if any(k.startswith(prefix) for k in state):
-            return prefix
+def converts_a_backbone(arch: str) -> bool:
+    """Whether the ``arch`` converter is a backbone's (a whole model's converter, Group Pose's or
+    ConDaFormer's segmentor's, maps its ``backbone.`` keys itself)."""
+    from mmengine.registry import MODELS
+    return all(cls.__module__.startswith('plugins.backbones')
+               for cls in MODELS.module_dict.values() if getattr(cls, 'converter', None) == arch)
+
+
+def detect_prefix(state: dict, arch: str) -> str:
+    """``backbone.`` when a backbone converter is given a whole model's file (its backbone keys
+    under that prefix)."""
+    if converts_a_backbone(arch):
+        for prefix in MODEL_PREFIXES:
+            if any(k.startswith(prefix) for k in state):
+                return prefix
     return ''
 
 
@@ -88,7 +98,7 @@ def main(argv=None):
         src = cached_download(args.src) if is_url(args.src) else args.src
         state = extract_state_dict(load_checkpoint_file(src), copy=args.copy,
                                    preference=official_copies(args.arch))
-        prefix = detect_prefix(state) if args.prefix is None else args.prefix
+        prefix = detect_prefix(state, args.arch) if args.prefix is None else args.prefix
         converted, dropped = convert(state, args.arch, prefix)
     except CheckpointError as err:
         print(f'error: {err}', file=sys.stderr)

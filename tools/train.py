@@ -38,7 +38,7 @@ def main(argv=None):
     args = parse_args(argv)
     local_rank_env()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    if args.amp:
+    if args.amp or cfg.optim_wrapper.get('type') == 'AmpOptimWrapper':
         enable_amp(cfg)
     if args.auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr', {}), enable=True)

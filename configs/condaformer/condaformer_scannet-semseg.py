@@ -1,7 +1,11 @@
 # ConDaFormer (official ConDaFormer-v1m1) on ScanNet v2, 20 classes: voxel 0.02 m, window 10,
 # quant 0.25, encoder (96, 192, 384, 384) x (2, 2, 6, 2), 900 epochs, AdamW 0.006, batch 12.
 # Data: data/scannet/{train,val}/scene*.pth (PointTransformerV2 layout) or scene folders of .npy
-# (Pointcept layout); see docs/pointcloud.md. Evaluation: all points of each val scene, no TTA.
+# (Pointcept layout); see docs/pointcloud.md. Mixed precision as the official training
+# (enable_amp: fp16 with loss scaling on a GPU, bf16 autocast on a CPU). Validation during
+# training: one point per voxel, every point takes its voxel's prediction (official val mode);
+# tools/test.py: the official test protocol (12 rotations x scales plus the mirror, each cut into
+# voxel fragments that together score every point; softmax summed), 4 views per forward pass.
 _base_ = ['../_base_/pointcloud_runtime.py']
 num_classes = 20
 voxel_size = 0.02
@@ -11,7 +15,8 @@ model = dict(
                   head_dim=16, drop_path_rate=0.3),
     head=dict(type='PointSegHead', num_classes=num_classes),
     loss=dict(type='PointCrossEntropyLoss', ignore_index=255),
-    data_preprocessor=dict(type='PointCloudDataPreprocessor'))
+    data_preprocessor=dict(type='PointCloudDataPreprocessor'),
+    test_cfg=dict(views_per_batch=4))
 
 data_root = 'data/scannet'
 dataset_type = 'ScanNetPointDataset'
@@ -38,12 +43,26 @@ train_pipeline = [
     dict(type='PointShuffle'),
     dict(type='PackPointCloudInputs', feat_keys=feat_keys),
 ]
+val_pipeline = [
+    dict(type='LoadPointCloudFromFile'),
+    dict(type='PointCenterShift', apply_z=True),
+    dict(type='PointNormalizeColor', mode='symmetric'),
+    dict(type='PointTestTimeAug', voxel_size=voxel_size, mode='first',
+         post=[dict(type='PointCenterShift', apply_z=False)]),
+    dict(type='PackPointCloudInputs', feat_keys=feat_keys),
+]
+# the official aug_transform: z rotations by 0, 1/2, 1, 3/2 pi at scales 1, 0.95, 1.05; mirror
+test_augments = [
+    [dict(type='PointRandomRotate', angle=[a, a], axis='z', center=[0, 0, 0], p=1)] +
+    ([] if s == 1 else [dict(type='PointRandomScale', scale=[s, s])])
+    for s in (1, 0.95, 1.05) for a in (0, 1 / 2, 1, 3 / 2)
+] + [[dict(type='PointRandomFlip', p=1)]]
 test_pipeline = [
     dict(type='LoadPointCloudFromFile'),
     dict(type='PointCenterShift', apply_z=True),
-    dict(type='PointGridSample', voxel_size=voxel_size, mode='test'),
-    dict(type='PointCenterShift', apply_z=False),
     dict(type='PointNormalizeColor', mode='symmetric'),
+    dict(type='PointTestTimeAug', voxel_size=voxel_size, augments=test_augments,
+         mode='fragments', post=[dict(type='PointCenterShift', apply_z=False)]),
     dict(type='PackPointCloudInputs', feat_keys=feat_keys),
 ]
 train_dataloader = dict(
@@ -55,14 +74,19 @@ val_dataloader = dict(
     batch_size=1, num_workers=4, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False), collate_fn=dict(type='pseudo_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, split='val', test_mode=True,
+                 pipeline=val_pipeline))
+test_dataloader = dict(
+    batch_size=1, num_workers=4, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False), collate_fn=dict(type='pseudo_collate'),
+    dataset=dict(type=dataset_type, data_root=data_root, split='val', test_mode=True,
                  pipeline=test_pipeline))
-test_dataloader = val_dataloader
 val_evaluator = dict(type='PointCloudIoUMetric', num_classes=num_classes, ignore_index=255)
 test_evaluator = val_evaluator
 
 max_epochs = 900
 optim_wrapper = dict(
-    type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.006, weight_decay=0.02),
+    type='AmpOptimWrapper', loss_scale='dynamic',
+    optimizer=dict(type='AdamW', lr=0.006, weight_decay=0.02),
     # the official param_dicts: attention blocks at 0.1x the learning rate
     paramwise_cfg=dict(custom_keys={'backbone.encoder': dict(lr_mult=0.1),
                                     'backbone.decoder': dict(lr_mult=0.1)}))

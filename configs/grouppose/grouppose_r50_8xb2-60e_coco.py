@@ -5,8 +5,11 @@
 # on the encoder proposals; matching costs 2 / 10 / 4; AdamW lr 1e-4 (backbone 1e-5), weight
 # decay 1e-4, gradient clip 0.1, batch 16 (8 GPUs x 2), 60 epochs, lr x0.1 after epoch 50.
 # Paper: 72.0 AP on COCO val2017 (plugins/tasks/pose/reference.yaml).
-# Augmentation: the paper resizes (short side 480..800, long <= 1333) and crops; here the
-# affine equivalent of mmpose's bottom-up pipeline (it also rescales the OKS areas).
+# As the official code, so its checkpoints (load_from / init_cfg, key converter 'grouppose') give
+# its predictions: two class logits, in-place query position embedding, padding tokens in the
+# two-stage selection (GroupPoseHead's defaults), input projections with bias; augmentation:
+# flip, then resize the short side to 480..800 (long <= 1333), or resize to 400..600, crop
+# 384..600 and resize again; test: short side 800, long <= 1333, no padding at batch 1.
 _base_ = ['mmpose::_base_/default_runtime.py']
 default_scope = 'mmpose'
 custom_imports = dict(imports=['plugins'], allow_failed_imports=False)
@@ -15,7 +18,7 @@ num_keypoints = 17
 codec = dict(type='GroupPoseLabel', num_keypoints=num_keypoints, num_select=50)
 
 model = dict(
-    type='BottomupPoseEstimator',
+    type='GroupPoseEstimator',
     data_preprocessor=dict(
         type='PoseDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True, pad_size_divisor=1),
@@ -25,10 +28,11 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
     neck=dict(
         type='ChannelMapper', in_channels=[512, 1024, 2048], kernel_size=1, out_channels=256,
-        act_cfg=None, norm_cfg=dict(type='GN', num_groups=32), num_outs=4),
+        act_cfg=None, norm_cfg=dict(type='GN', num_groups=32), bias=True, num_outs=4),
     head=dict(
         type='GroupPoseHead',
         num_keypoints=num_keypoints,
+        num_classes=2,
         num_queries=100,
         num_feature_levels=4,
         embed_dims=256,
@@ -45,25 +49,31 @@ model = dict(
         matcher=dict(type='GroupPoseMatcher', cost_class=2.0, cost_keypoint=10.0,
                      cost_oks=4.0),
         encoder_loss_weight=1.0,
-        codec=codec),
+        codec=codec,
+        select_padding=True,
+        pos_in_content=True),
     test_cfg=dict(flip_test=False))
 
 # data
 dataset_type = 'CocoDataset'
 data_mode = 'bottomup'
 data_root = 'data/coco/'
+scales = [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800]
 train_pipeline = [
     dict(type='LoadImage'),
+    dict(type='GroupPoseKeepLabelledPeople'),
     dict(type='RandomFlip', direction='horizontal'),
-    dict(type='BottomupRandomAffine', input_size=(960, 960), shift_factor=0.1,
-         scale_factor=(0.75, 1.25), scale_type='long', rotate_factor=0., shear_factor=0.,
-         clip_border=True),
+    dict(type='RandomChoice', transforms=[
+        [dict(type='GroupPoseRandomResize', scales=scales, max_size=1333)],
+        [dict(type='GroupPoseRandomResize', scales=[400, 500, 600]),
+         dict(type='GroupPoseRandomSizeCrop', min_size=384, max_size=600),
+         dict(type='GroupPoseRandomResize', scales=scales, max_size=1333)]]),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),
 ]
 val_pipeline = [
     dict(type='LoadImage'),
-    dict(type='BottomupResize', input_size=(800, 800), size_factor=32, resize_mode='expand'),
+    dict(type='GroupPoseRandomResize', scales=[800], max_size=1333),
     dict(type='PackPoseInputs', meta_keys=(
         'id', 'img_id', 'img_path', 'crowd_index', 'ori_shape', 'img_shape', 'input_size',
         'input_center', 'input_scale', 'flip', 'flip_direction', 'flip_indices', 'raw_ann_info',

@@ -7,12 +7,16 @@ codec = dict(type='GroupPoseLabel', num_keypoints=num_keypoints, num_select=50)
 model = dict(head=dict(num_keypoints=num_keypoints, codec=codec))
 data_root = 'data/crowdpose/'
 dataset_type = 'CrowdPoseDataset'
+scales = [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800]
 train_pipeline = [
     dict(type='LoadImage'),
+    dict(type='GroupPoseKeepLabelledPeople'),
     dict(type='RandomFlip', direction='horizontal'),
-    dict(type='BottomupRandomAffine', input_size=(960, 960), shift_factor=0.1,
-         scale_factor=(0.75, 1.25), scale_type='long', rotate_factor=0., shear_factor=0.,
-         clip_border=True),
+    dict(type='RandomChoice', transforms=[
+        [dict(type='GroupPoseRandomResize', scales=scales, max_size=1333)],
+        [dict(type='GroupPoseRandomResize', scales=[400, 500, 600]),
+         dict(type='GroupPoseRandomSizeCrop', min_size=384, max_size=600),
+         dict(type='GroupPoseRandomResize', scales=scales, max_size=1333)]]),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),
 ]

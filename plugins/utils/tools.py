@@ -27,15 +27,21 @@ def load_config(path: str, cfg_options=None, work_dir=None, launcher='none') -> 
 
 
 def enable_amp(cfg: Config) -> None:
-    """Mixed precision: fp16 with dynamic loss scaling on GPU, bfloat16 autocast on CPU."""
+    """Mixed precision: fp16 with dynamic loss scaling on GPU, bfloat16 autocast on CPU.
+
+    Also called for configs that ask for mmengine's ``AmpOptimWrapper`` themselves (the paper
+    configs whose official training is mixed precision): on a machine without a GPU, where that
+    wrapper refuses to start, they get the CPU form instead.
+    """
     optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if optim_wrapper in ('AmpOptimWrapper', 'CPUAutocastOptimWrapper'):
+    if optim_wrapper == 'CPUAutocastOptimWrapper':
         return
     if torch.cuda.is_available():
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     else:  # mmengine's AmpOptimWrapper refuses CPU; see plugins/utils/amp.py
         cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
+        cfg.optim_wrapper.pop('loss_scale', None)
         cfg.optim_wrapper.dtype = 'bfloat16'
 
 

@@ -10,7 +10,7 @@ Importing this package registers, in mmengine's root registries:
   ``PointRandomJitter``, ``PointElasticDistortion``, ``PointChromaticAutoContrast``,
   ``PointChromaticTranslation``, ``PointChromaticJitter``, ``PointRandomColorDrop``,
   ``PointNormalizeColor``, ``PointSphereCrop``, ``PointShuffle``, ``PointGridSample``,
-  ``PackPointCloudInputs``;
+  ``PointTestTimeAug``, ``PackPointCloudInputs``;
 - METRICS: ``PointCloudIoUMetric``; HOOKS: ``PointCloudVisualizationHook``.
 """
 from . import sparse, attention, condaformer, model, transforms, datasets, metrics, hooks  # noqa

@@ -24,9 +24,10 @@ from .sparse import PointBatchNorm1d
 class PointCloudDataPreprocessor(BaseDataPreprocessor):
     """Concatenate variable-size clouds: ``coord``, ``grid_coord``, ``feat``, ``batch``, ``offset``.
 
-    Each input is a dict of ``coord (Ni, 3)``, ``grid_coord (Ni, 3)`` and ``feat (Ni, C)``;
-    the output ``inputs`` holds their concatenation, ``batch (N,)`` (cloud index of each point)
-    and ``offset (B,)`` (cumulative point counts, the PointTransformerV2 convention).
+    Each input is a dict of ``coord (Ni, 3)``, ``grid_coord (Ni, 3)`` and ``feat (Ni, C)``
+    (and ``view (Ni,)`` after ``PointTestTimeAug``); the output ``inputs`` holds their
+    concatenation, ``batch (N,)`` (cloud index of each point) and ``offset (B,)`` (cumulative
+    point counts, the PointTransformerV2 convention).
     """
 
     def forward(self, data: dict, training: bool = False) -> dict:
@@ -46,6 +47,8 @@ class PointCloudDataPreprocessor(BaseDataPreprocessor):
             batch=torch.repeat_interleave(torch.arange(len(clouds), device=device),
                                           torch.tensor(sizes, device=device)),
             offset=torch.tensor(sizes, device=device).cumsum(0))
+        if 'view' in clouds[0]:
+            inputs['view'] = torch.cat([c['view'].long() for c in clouds])
         return dict(inputs=inputs, data_samples=data.get('data_samples'))
 
 
@@ -94,6 +97,8 @@ class PointCloudSegmentor(PretrainedFromRelease, BaseModel):
         head: ``dict(type='PointSegHead', num_classes=K)`` (``in_channels`` defaults to the
             backbone's ``out_channels``).
         loss: default ``PointCrossEntropyLoss(ignore_index=255)``.
+        test_cfg: ``views_per_batch``: how many views of ``PointTestTimeAug`` run in one forward
+            pass (the official ``batch_size_test``: 4 for ScanNet, 6 for S3DIS; memory only).
         init_cfg: ``dict(type='Pretrained', checkpoint=...)`` loads the official ConDaFormer
             checkpoints (key converter ``plugins.utils.convert_condaformer``) or the toolkit's own;
             ``strict=False`` loads what fits (e.g. another number of classes), ``copy`` picks
@@ -166,8 +171,11 @@ class PointCloudSegmentor(PretrainedFromRelease, BaseModel):
         """Data samples with ``pred_labels`` for every evaluation point.
 
         With an ``inverse`` field (grid sampling in test mode), each original point takes the
-        prediction of its voxel's representative point.
+        prediction of its voxel's representative point. With views (``PointTestTimeAug``), the
+        softmax of every view is added to the points it votes for and the arg-max is predicted.
         """
+        if 'view' in inputs:
+            return self._predict_views(inputs, data_samples)
         logits = self.logits(inputs)
         sizes = torch.bincount(inputs['batch'], minlength=len(inputs['offset'])).tolist()
         if data_samples is None:
@@ -176,4 +184,32 @@ class PointCloudSegmentor(PretrainedFromRelease, BaseModel):
             if 'inverse' in sample:
                 cloud_logits = cloud_logits[sample.inverse.to(cloud_logits.device).long()]
             sample.pred_labels = cloud_logits.argmax(1).cpu()
+        return data_samples
+
+    def _predict_views(self, inputs: dict, data_samples) -> List[BaseDataElement]:
+        """Official ``SegmentationTest``: per cloud, its views ``views_per_batch`` at a time,
+        ``score[vote_point] += softmax(logits)[vote_row]``, then the arg-max per point."""
+        per_batch = int(self.test_cfg.get('views_per_batch', 4))
+        for b, sample in enumerate(data_samples):
+            rows = torch.nonzero(inputs['batch'] == b).flatten()
+            view = inputs['view'][rows]
+            vote_point = sample.vote_point.to(rows.device).long()
+            vote_row = sample.vote_row.to(rows.device).long()
+            score = None
+            for first in range(int(view.min()), int(view.max()) + 1, per_batch):
+                chunk = torch.nonzero((view >= first) & (view < first + per_batch)).flatten()
+                if not len(chunk):
+                    continue
+                part = {k: inputs[k][rows[chunk]] for k in ('coord', 'grid_coord', 'feat')}
+                part['batch'] = view[chunk] - first
+                prob = self.logits(part).float().softmax(1)
+                if score is None:
+                    num_points = int(vote_point.max()) + 1 if len(vote_point) else 0
+                    score = prob.new_zeros(num_points, prob.shape[1])
+                lo, hi = int(chunk.min()), int(chunk.max()) + 1   # a view's rows are contiguous
+                votes = (vote_row >= lo) & (vote_row < hi)
+                local = torch.full((hi - lo,), -1, dtype=torch.long, device=prob.device)
+                local[chunk - lo] = torch.arange(len(chunk), device=prob.device)
+                score.index_add_(0, vote_point[votes], prob[local[vote_row[votes] - lo]])
+            sample.pred_labels = score.argmax(1).cpu()
         return data_samples

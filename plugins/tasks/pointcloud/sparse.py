@@ -232,30 +232,100 @@ def grid_pool(feat: torch.Tensor, voxels: SparseVoxels,
     return pooled, coarse, cluster
 
 
+def _block_search(fine_xyz, fine_batch, cells, origin, coarse_xyz, sorted_keys, order, base,
+                  stride, radius, k):
+    """k nearest among the coarse points in the ``(2r+1)^3`` block of cells around each fine
+    point's cell, and whether that answer is certain: no coarse point outside the block (each
+    lies inside its own cell) can be nearer than the block's boundary."""
+    offsets = kernel_offsets(2 * radius + 1, fine_xyz.device)
+    num = len(offsets)
+    query = pack_keys(fine_batch[:, None].expand(-1, num).reshape(-1),
+                      (cells[:, None, :] - origin + offsets[None]).reshape(-1, 3), base)
+    cand = lookup(sorted_keys, order, query).view(-1, num)       # len(coarse) where empty
+    xyz_pad = torch.cat([coarse_xyz, coarse_xyz.new_full((1, 3), float('inf'))])
+    dist = (xyz_pad.index_select(0, cand.reshape(-1)).view(-1, num, 3)
+            - fine_xyz[:, None, :]).norm(dim=-1)
+    dist = torch.nan_to_num(dist, nan=float('inf'))
+    dist, pick = torch.topk(dist, k, dim=1, largest=False)
+    low = fine_xyz - (cells - radius).to(fine_xyz.dtype) * stride
+    high = (cells + radius + 1).to(fine_xyz.dtype) * stride - fine_xyz
+    bound = torch.minimum(low, high).amin(1)
+    return cand.gather(1, pick), dist, dist[:, -1] <= bound
+
+
+def _exhaustive_search(fine_xyz, fine_batch, coarse_xyz, coarse_batch, k, max_elements):
+    """k nearest coarse points of the same cloud by comparing with all of them, in chunks."""
+    n_coarse = len(coarse_xyz)
+    idx = torch.full((len(fine_xyz), k), n_coarse, dtype=torch.long, device=fine_xyz.device)
+    dist = fine_xyz.new_full((len(fine_xyz), k), float('inf'))
+    for b in torch.unique(fine_batch).tolist():
+        rows = torch.nonzero(fine_batch == b).flatten()
+        members = torch.nonzero(coarse_batch == b).flatten()
+        kk = min(k, len(members))
+        if kk == 0:
+            continue
+        chunk = max(1, max_elements // max(len(members), 1))
+        for start in range(0, len(rows), chunk):
+            r = rows[start:start + chunk]
+            d = torch.cdist(fine_xyz[r], coarse_xyz[members],
+                            compute_mode='donot_use_mm_for_euclid_dist')
+            d, pick = torch.topk(d, kk, dim=1, largest=False)
+            dist[r, :kk], idx[r, :kk] = d, members[pick]
+    return idx, dist
+
+
+def nearest_coarse_points(coarse: SparseVoxels, fine: SparseVoxels, k: int = 3,
+                          max_elements: int = 1 << 22) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Exact ``k`` nearest coarse points of each fine point within its cloud (pointops' kNN).
+
+    Returns ``(idx, dist)``, each ``(N_fine, k)`` in increasing distance; ``idx == len(coarse)``
+    and ``dist == inf`` where a cloud has fewer than ``k`` coarse points.
+
+    Each coarse point lies in its cell of edge ``coarse.stride`` (a count-weighted mean of the
+    fine points of that cell), so a search of the ``3^3`` (then ``5^3``) block of cells around a
+    fine point is exact as soon as the ``k``-th distance found is within the block's boundary.
+    Points not settled by the blocks (sparse regions, cloud borders) compare with every coarse
+    point of their cloud, ``max_elements`` distances at a time, so the result is exact everywhere
+    and memory stays bounded.
+    """
+    stride = float(coarse.stride)
+    fine_xyz = fine.xyz.to(coarse.xyz.dtype)
+    idx = torch.full((len(fine), k), len(coarse), dtype=torch.long, device=fine_xyz.device)
+    dist = fine_xyz.new_full((len(fine), k), float('inf'))
+    pending = torch.arange(len(fine), device=fine_xyz.device)
+    if len(coarse) and len(fine) and k <= 27:
+        coarse_cells = torch.div(coarse.xyz, stride, rounding_mode='floor').long()
+        cells = torch.div(fine_xyz, stride, rounding_mode='floor').long()
+        origin = torch.minimum(coarse_cells.min(0).values, cells.min(0).values)
+        base = int(max(coarse_cells.max().item(), cells.max().item()) - origin.min().item()) + 5
+        sorted_keys, order = torch.sort(pack_keys(coarse.batch, coarse_cells - origin, base))
+        if bool((sorted_keys[1:] != sorted_keys[:-1]).all()):  # one coarse point per cell
+            for radius in (1, 2):
+                chunk = max(1, max_elements // (2 * radius + 1) ** 3)
+                unsettled = []
+                for start in range(0, len(pending), chunk):
+                    rows = pending[start:start + chunk]
+                    found, d, settled = _block_search(
+                        fine_xyz[rows], fine.batch[rows], cells[rows], origin, coarse.xyz,
+                        sorted_keys, order, base, stride, radius, k)
+                    idx[rows[settled]], dist[rows[settled]] = found[settled], d[settled]
+                    unsettled.append(rows[~settled])
+                pending = torch.cat(unsettled)
+    if len(pending):
+        idx[pending], dist[pending] = _exhaustive_search(
+            fine_xyz[pending], fine.batch[pending], coarse.xyz, coarse.batch, k, max_elements)
+    return idx, dist
+
+
 def knn_interpolate(feat: torch.Tensor, coarse: SparseVoxels, fine: SparseVoxels,
                     k: int = 3) -> torch.Tensor:
     """Inverse-distance weighted mean of the ``k`` nearest coarse points of each fine point.
 
-    The official code interpolates from the exact 3 nearest coarse points of the same cloud
-    (pointops); here the candidates are the coarse points in the 3x3x3 block of coarse voxels
-    around the fine point's own coarse voxel (always occupied: it is the point's parent), which
-    keeps memory linear in points. Weights are ``1 / (distance + 1e-8)``, normalised.
+    As the official decoder (pointops ``interpolation``): the exact ``k = 3`` nearest coarse
+    points of the same cloud (:func:`nearest_coarse_points`), weights ``1 / (distance + 1e-8)``
+    normalised to sum 1.
     """
-    stride = coarse.stride
-    grid = torch.div(fine.xyz, stride, rounding_mode='floor').long()
-    base = int(max(grid.max().item(), coarse.grid.max().item())) + 5
-    sorted_keys, order = torch.sort(pack_keys(coarse.batch, coarse.grid, base))
-    offsets = kernel_offsets(3, grid.device)
-    query = pack_keys(fine.batch[:, None].expand(-1, 27).reshape(-1),
-                      (grid[:, None, :] + offsets[None]).reshape(-1, 3), base)
-    cand = lookup(sorted_keys, order, query).view(-1, 27)  # (Nf, 27), len(coarse) if empty
-    xyz_pad = torch.cat([coarse.xyz, coarse.xyz.new_full((1, 3), float('inf'))])
-    dist = (xyz_pad.index_select(0, cand.reshape(-1)).view(-1, 27, 3)
-            - fine.xyz[:, None, :]).norm(dim=-1)  # (Nf, 27); inf if empty
-    dist = torch.nan_to_num(dist, nan=float('inf'))
-    k = min(k, 27)
-    dist, pick = torch.topk(dist, k, dim=1, largest=False)
-    idx = cand.gather(1, pick)
+    idx, dist = nearest_coarse_points(coarse, fine, k)
     weight = torch.where(torch.isfinite(dist), 1.0 / (dist + 1e-8), torch.zeros_like(dist))
     weight = weight / weight.sum(1, keepdim=True)
     feat_pad = torch.cat([feat, feat.new_zeros(1, feat.shape[1])])

@@ -352,13 +352,100 @@ class PointGridSample(BaseTransform):
         return results
 
 
+def fnv_hash(grid: np.ndarray) -> np.ndarray:
+    """64-bit FNV-1a hash of integer voxel coordinates ``(N, 3)`` (the official ``Voxelize``
+    key: with numpy's default sort, points of a voxel come in the official order)."""
+    keys = np.full(len(grid), 14695981039346656037, dtype=np.uint64)
+    for column in grid.astype(np.uint64, copy=False).T:
+        keys = np.bitwise_xor(keys * np.uint64(1099511628211), column)
+    return keys
+
+
+@TRANSFORMS.register_module()
+class PointTestTimeAug(BaseTransform):
+    """The official test protocol: augmented copies of the cloud, each voxelised into views.
+
+    For each list of transforms in ``augments`` (ConDaFormer's configs: z rotations by 0, 1/2, 1,
+    3/2 pi at scales 1, 0.95, 1.05, and for ScanNet also both mirrors) a copy of the cloud is
+    transformed and voxelised (FNV key, numpy's sort, as the official ``Voxelize``):
+
+    - ``mode='fragments'`` (official test mode): view ``i`` holds the ``(i mod c)``-th point of
+      every voxel of ``c`` points, so each point is the input of some view and is scored there;
+    - ``mode='first'`` (official validation mode, the light one): one view of the first point of
+      each voxel; every point takes its voxel's score.
+
+    ``post`` transforms run on each view (e.g. ``PointCenterShift(apply_z=False)``). The views
+    are concatenated: ``coord``, ``color``, ``normal``, ``grid_coord`` hold all their rows,
+    ``view`` says which view a row belongs to, and ``vote_point`` / ``vote_row`` list which
+    original point each row's softmax is added to. The segmentor runs the views, sums the
+    softmax of every vote per point and predicts the arg-max (official ``SegmentationTest``).
+    Labels (``segment``) stay on the original points; ``eval_coord`` keeps their coordinates.
+    """
+
+    def __init__(self, voxel_size: float, augments: Optional[Sequence[Sequence[dict]]] = None,
+                 mode: str = 'fragments', post: Sequence[dict] = ()) -> None:
+        if mode not in ('fragments', 'first'):
+            raise ValueError(f"mode must be 'fragments' or 'first', got {mode!r}")
+        self.voxel_size, self.mode = voxel_size, mode
+        self.augments = [[TRANSFORMS.build(t) for t in aug] for aug in (augments or [[]])]
+        self.post = [TRANSFORMS.build(t) for t in post]
+
+    def _views(self, cloud: dict):
+        """``(view, vote_point, vote_row)`` triples of one augmented copy; rows of the view."""
+        grid = np.floor(cloud['coord'] / self.voxel_size).astype(np.int64)
+        grid -= grid.min(0)
+        keys = fnv_hash(grid)
+        order = np.argsort(keys)
+        _, inverse, counts = np.unique(keys[order], return_inverse=True, return_counts=True)
+        starts = np.cumsum(np.insert(counts, 0, 0)[:-1])
+        if self.mode == 'first':
+            rows = order[starts]
+            vote_row = np.empty(len(grid), np.int64)
+            vote_row[order] = inverse
+            picks = [(rows, np.arange(len(grid)), vote_row)]
+        else:
+            picks = []
+            for i in range(int(counts.max())):
+                rows = order[starts + i % counts]
+                picks.append((rows, rows, np.arange(len(rows))))
+        for rows, vote_point, vote_row in picks:
+            view = {k: v[rows] for k, v in cloud.items()}
+            view['grid_coord'] = grid[rows]
+            for t in self.post:
+                view = t(view)
+            yield view, vote_point, vote_row
+
+    def transform(self, results: dict) -> dict:
+        keys = [k for k in ('coord', 'color', 'normal') if k in results]
+        parts, points, rows, views = {k: [] for k in keys + ['grid_coord']}, [], [], []
+        num_rows = 0
+        for aug in self.augments:
+            cloud = {k: results[k].copy() for k in keys}
+            for t in aug:
+                cloud = t(cloud)
+            for view, vote_point, vote_row in self._views(cloud):
+                for k in parts:
+                    parts[k].append(view[k])
+                points.append(vote_point)
+                rows.append(vote_row + num_rows)
+                views.append(np.full(len(view['coord']), len(views), np.int64))
+                num_rows += len(view['coord'])
+        results['eval_coord'] = results['coord'].copy()
+        results.update({k: np.concatenate(v) for k, v in parts.items()})
+        results['view'] = np.concatenate(views)
+        results['vote_point'], results['vote_row'] = np.concatenate(points), np.concatenate(rows)
+        return results
+
+
 @TRANSFORMS.register_module()
 class PackPointCloudInputs(BaseTransform):
     """``inputs = dict(coord, grid_coord, feat)`` and a data sample with ``gt_labels``.
 
     ``feat`` is the concatenation of ``feat_keys`` (``coord`` after the augmentations, then the
     normalised colour and normals as the official configs). The data sample also carries
-    ``inverse`` and ``eval_coord`` in test mode, and the metainfo keys.
+    ``inverse`` and ``eval_coord`` in test mode, the views' votes after
+    :class:`PointTestTimeAug` (``inputs['view']``, ``vote_point``, ``vote_row``), and the
+    metainfo keys.
     """
 
     def __init__(self, feat_keys: Sequence[str] = ('coord', 'color'),
@@ -369,6 +456,10 @@ class PackPointCloudInputs(BaseTransform):
         if 'grid_coord' not in results:
             raise KeyError('PackPointCloudInputs needs grid_coord: put PointGridSample in the '
                            'pipeline before it')
+        missing = [k for k in self.feat_keys if k not in results]
+        if missing:
+            raise KeyError(f'PackPointCloudInputs(feat_keys={self.feat_keys}): the cloud has no '
+                           f'{missing}; load them or drop them from feat_keys')
         feat = np.concatenate([results[k].reshape(len(results['coord']), -1)
                                for k in self.feat_keys], axis=1)
         inputs = dict(coord=torch.from_numpy(np.ascontiguousarray(results['coord'])).float(),
@@ -379,5 +470,10 @@ class PackPointCloudInputs(BaseTransform):
             sample.gt_labels = torch.from_numpy(np.ascontiguousarray(results['segment'])).long()
         if 'inverse' in results:
             sample.inverse = torch.from_numpy(results['inverse'])
+        if 'view' in results:
+            inputs['view'] = torch.from_numpy(results['view'])
+            sample.vote_point = torch.from_numpy(results['vote_point'])
+            sample.vote_row = torch.from_numpy(results['vote_row'])
+        if 'eval_coord' in results:
             sample.eval_coord = torch.from_numpy(results['eval_coord']).float()
         return dict(inputs=inputs, data_samples=sample)

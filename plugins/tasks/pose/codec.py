@@ -1,12 +1,15 @@
 """Targets of Group Pose: people as normalised keypoints, and the inverse (top-k decoding).
 
 ``encode`` turns the pipeline's keypoints (pixels of the model input) into what the head learns:
-keypoints divided by the input image size, a per-keypoint weight (labelled, ``v = 1`` or ``2``, and
-inside the image), and the area divided by the image area (the OKS scale). People without any
-labelled keypoint and crowd regions are dropped, as the paper's data loader does.
+keypoints divided by the input image size, a per-keypoint weight (labelled, ``v = 1`` or ``2``),
+and the area divided by the image area (the OKS scale). People without any labelled keypoint and
+crowd regions are dropped, as the official data loader does. As in the official code, a labelled
+keypoint keeps its weight wherever it lies (its crop clamps keypoints to the border, visibility
+kept); ``ignore_outside=True`` gives keypoints outside the input weight 0 instead.
 
-``decode`` keeps the ``num_select`` highest-scoring queries (the paper keeps 50 of 100) and scales
-their keypoints back to pixels.
+``decode`` keeps the ``num_select`` highest (query, class) probabilities (the official
+``PostProcess``: 50 of the 100 queries x 2 classes) and, of those, the person class's, with
+their keypoints in pixels.
 
 The codec is registered in mmpose's ``KEYPOINT_CODECS`` (the one mmpose registry with no parent in
 mmengine's root), so ``GenerateTarget(encoder=dict(type='GroupPoseLabel'))`` builds it.
@@ -30,17 +33,21 @@ class GroupPoseLabel(BaseKeypointCodec):
 
     Args:
         num_keypoints: K.
-        num_select: how many instances ``decode`` keeps (paper: 50).
+        num_select: how many (query, class) pairs ``decode`` ranks (paper: 50).
+        ignore_outside: weight 0 for labelled keypoints outside the input (the official code
+            keeps their weight).
     """
 
     auxiliary_encode_keys = {'img_shape', 'area', 'iscrowd'}
     label_mapping_table = dict(keypoint_labels='keypoint_labels',
                                keypoint_weights='keypoint_weights', area_labels='areas')
 
-    def __init__(self, num_keypoints: int = 17, num_select: int = 50):
+    def __init__(self, num_keypoints: int = 17, num_select: int = 50,
+                 ignore_outside: bool = False):
         super().__init__()
         self.num_keypoints = num_keypoints
         self.num_select = num_select
+        self.ignore_outside = ignore_outside
 
     def encode(self, keypoints: np.ndarray, keypoints_visible: Optional[np.ndarray] = None,
                img_shape: Tuple[int, int] = None, area: Optional[np.ndarray] = None,
@@ -56,9 +63,11 @@ class GroupPoseLabel(BaseKeypointCodec):
         if keypoints_visible is None:
             keypoints_visible = np.ones((num, self.num_keypoints), dtype=np.float32)
         visible = np.asarray(keypoints_visible, dtype=np.float32).reshape(num, self.num_keypoints)
-        inside = ((keypoints[..., 0] >= 0) & (keypoints[..., 0] < w) &
-                  (keypoints[..., 1] >= 0) & (keypoints[..., 1] < h))
-        weights = ((visible > 0) & inside).astype(np.float32)
+        weights = visible > 0
+        if self.ignore_outside:
+            weights &= ((keypoints[..., 0] >= 0) & (keypoints[..., 0] < w) &
+                        (keypoints[..., 1] >= 0) & (keypoints[..., 1] < h))
+        weights = weights.astype(np.float32)
         if area is None:
             area = self._area_from_keypoints(keypoints, weights)
         area = np.asarray(area, dtype=np.float32).reshape(-1)
@@ -81,15 +90,22 @@ class GroupPoseLabel(BaseKeypointCodec):
 
     def decode(self, scores: np.ndarray, keypoints: np.ndarray,
                img_shape: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-        """Top-``num_select`` people of one image.
+        """People of one image: the top ``num_select`` (query, class) probabilities, those of the
+        person class (the last).
 
         Args:
-            scores: (Q,) person probabilities. keypoints: (Q, K, 2) normalised.
+            scores: (Q, C) class probabilities (or (Q,) for one class).
+            keypoints: (Q, K, 2) normalised.
             img_shape: (h, w) of the model input.
         Returns:
-            keypoints (S, K, 2) in pixels and scores (S,), by decreasing score.
+            keypoints (S, K, 2) in pixels and scores (S,), by decreasing score, S <= num_select.
         """
         h, w = img_shape[:2]
-        order = np.argsort(-scores, kind='stable')[:self.num_select]
-        pixels = keypoints[order] * np.array([w, h], dtype=np.float32)
-        return pixels.astype(np.float32), scores[order].astype(np.float32)
+        scores = np.asarray(scores).reshape(len(keypoints), -1)
+        num_classes = scores.shape[1]
+        flat = scores.reshape(-1)
+        order = np.argsort(-flat, kind='stable')[:self.num_select]
+        order = order[order % num_classes == num_classes - 1]
+        queries = order // num_classes
+        pixels = keypoints[queries] * np.array([w, h], dtype=np.float32)
+        return pixels.astype(np.float32), flat[order].astype(np.float32)

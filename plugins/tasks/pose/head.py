@@ -14,17 +14,34 @@ Estimation", ICCV 2023, arXiv 2308.07313). On the multi-scale maps of a neck (e.
 
 Training: Hungarian matching (class, keypoint L1 and OKS costs) and the losses (focal class,
 L1, OKS) on every decoder layer and on the selected encoder proposals; no box supervision.
-Inference: the ``num_select`` most confident people, keypoint scores = the person's score.
+Inference: the ``num_select`` most confident (query, class) pairs of the person class, keypoint
+scores = the person's score.
+
+Defaults reproduce the official code (Michel-liu/GroupPose), so its checkpoints give its
+predictions; each choice where it departs from the paper's description has a switch:
+
+- two class logits (``num_classes=2``; COCO's category ids 0 and 1, people being 1): tokens are
+  ranked by the larger logit, the never-matched logit 0 adds a focal term of its own, and
+  inference keeps the top ``num_select`` of the queries x 2 probabilities, of which those of
+  class 0 are dropped (the official evaluation submits them as category 0, which COCO's person
+  evaluation ignores); ``num_classes=1``: one person logit;
+- encoder tokens in batch padding or on the outer 1 % of the image get zero content and an
+  infinite proposal (their keypoints are 1.0) but still compete for the top-k
+  (``select_padding=True``); ``False`` never selects them;
+- the keypoint queries' position embedding enters the decoder's content
+  (``pos_in_content=True``, see :mod:`.decoder`);
+- initialisation: Xavier-uniform weights of every transformer matrix (encoder FFN included),
+  PyTorch's default ``Linear`` initialisation for the class and keypoint-offset heads (copies of
+  one head per decoder layer), class biases at ``p = 0.01``, the last offset layers at zero.
 """
-import copy
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.ops import MultiScaleDeformableAttention
 from mmdet.models.layers import DeformableDetrTransformerEncoder, SinePositionalEncoding
-from mmdet.models.layers.transformer.utils import inverse_sigmoid
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.model import ModuleList
 from mmengine.structures import InstanceData
@@ -52,7 +69,8 @@ class GroupPoseHead(BaseHead):
 
     Args:
         num_keypoints: K (17 for COCO, 14 for CrowdPose).
-        num_classes: person classes (1).
+        num_classes: class logits; people are the last class. 2 (official: COCO's category ids
+            0 and 1) or 1 (one person logit).
         num_queries: proposals selected from the encoder, i.e. people queries N (paper: 100).
         num_feature_levels: maps given by the neck (paper: 4).
         embed_dims, num_heads, feedforward_channels, num_points, dropout: transformer sizes
@@ -63,11 +81,13 @@ class GroupPoseHead(BaseHead):
         matcher: matcher config (paper costs 2, 10, 4).
         encoder_loss_weight: multiplies the losses of the encoder proposals (paper: 1).
         codec: ``GroupPoseLabel`` config: its ``num_select`` people are kept at inference.
+        select_padding: padding / border tokens take part in the top-k selection (official).
+        pos_in_content: the decoder's position embedding enters the query content (official).
     """
 
     def __init__(self,
                  num_keypoints: int = 17,
-                 num_classes: int = 1,
+                 num_classes: int = 2,
                  num_queries: int = 100,
                  num_feature_levels: int = 4,
                  embed_dims: int = 256,
@@ -85,9 +105,16 @@ class GroupPoseHead(BaseHead):
                                       cost_keypoint=10.0, cost_oks=4.0),
                  encoder_loss_weight: float = 1.0,
                  codec: dict = dict(type='GroupPoseLabel', num_select=50),
+                 select_padding: bool = True,
+                 pos_in_content: bool = True,
                  init_cfg=None):
         super().__init__(init_cfg)
+        if num_classes < 1:
+            raise ValueError(f'num_classes must be 1 (one person logit) or more (people are the '
+                             f'last class; the official code has 2), got {num_classes}')
         self.num_keypoints, self.num_classes = num_keypoints, num_classes
+        self.person_label = num_classes - 1
+        self.select_padding = select_padding
         self.num_queries, self.num_levels = num_queries, num_feature_levels
         self.embed_dims = embed_dims
         self.encoder_loss_weight = encoder_loss_weight
@@ -104,7 +131,7 @@ class GroupPoseHead(BaseHead):
         self.memory_trans_fc = nn.Linear(embed_dims, embed_dims)
         self.memory_trans_norm = nn.LayerNorm(embed_dims)
         self.enc_cls_head = nn.Linear(embed_dims, num_classes)
-        self.enc_keypoint_head = MLP(embed_dims, 2 * embed_dims, 2 * num_keypoints, 4).zero_last()
+        self.enc_keypoint_offsets = MLP(embed_dims, 2 * embed_dims, 2 * num_keypoints, 4)
         # query construction
         self.keypoint_embedding = nn.Embedding(num_keypoints, embed_dims)
         self.instance_embedding = nn.Embedding(1, embed_dims)
@@ -112,7 +139,8 @@ class GroupPoseHead(BaseHead):
             num_layers=num_decoder_layers, num_keypoints=num_keypoints,
             layer_cfg=dict(embed_dims=embed_dims, num_heads=num_heads,
                            feedforward_channels=feedforward_channels, dropout=dropout,
-                           num_levels=num_feature_levels, num_points=num_points))
+                           num_levels=num_feature_levels, num_points=num_points,
+                           pos_in_content=pos_in_content))
         self.cls_heads = ModuleList([nn.Linear(embed_dims, num_classes)
                                      for _ in range(num_decoder_layers)])
 
@@ -131,15 +159,33 @@ class GroupPoseHead(BaseHead):
         self._reset_parameters()
 
     def _reset_parameters(self):
+        """The official initialisation (``Transformer._reset_parameters`` and ``GroupPose``):
+        Xavier-uniform for every matrix of the transformer, deformable attention's own scheme,
+        a normal level embedding; the class and offset heads keep PyTorch's default ``Linear``
+        initialisation, one head copied to every decoder layer (and, for the class head, to the
+        encoder), class biases at ``p = 0.01`` and the last offset layers at zero."""
+        heads = ('cls_heads.', 'enc_cls_head.', 'enc_keypoint_offsets.',
+                 'decoder.keypoint_offsets.')
         for name, p in self.named_parameters():
-            if p.dim() > 1 and 'encoder.' not in name and 'cross_attn' not in name:
+            if p.dim() > 1 and not name.startswith(heads):
                 nn.init.xavier_uniform_(p)
+        for m in self.modules():
+            if isinstance(m, MultiScaleDeformableAttention):
+                m.init_weights()
         nn.init.normal_(self.level_embed)
-        for cls_head in [self.enc_cls_head, *self.cls_heads]:
-            nn.init.constant_(cls_head.bias, _PRIOR_BIAS)
-        self.enc_keypoint_head.zero_last()
-        for head in self.decoder.keypoint_heads:
-            head.zero_last()
+        for layers in (self.cls_heads, self.decoder.keypoint_offsets):
+            for m in layers[0].modules():
+                if isinstance(m, nn.Linear):
+                    m.reset_parameters()
+        nn.init.constant_(self.cls_heads[0].bias, _PRIOR_BIAS)
+        self.decoder.keypoint_offsets[0].zero_last()
+        for layers in (self.cls_heads, self.decoder.keypoint_offsets):
+            for m in layers[1:]:
+                m.load_state_dict(layers[0].state_dict())
+        self.enc_cls_head.load_state_dict(self.cls_heads[0].state_dict())
+        for m in self.enc_keypoint_offsets.layers:
+            m.reset_parameters()
+        self.enc_keypoint_offsets.zero_last()
 
     def init_weights(self):
         super().init_weights()
@@ -170,15 +216,17 @@ class GroupPoseHead(BaseHead):
         return torch.stack([valid_w, valid_h], -1)
 
     @staticmethod
-    def _proposal_centres(mask_flat, spatial_shapes) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Each token's grid centre, normalised by its image's valid size: (B, S, 2), and
-        whether it is a usable proposal (not padding, not on the outermost 1 %): (B, S)."""
+    def _proposals(mask_flat, spatial_shapes) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Each token's grid centre in inverse-sigmoid space, normalised by its image's valid
+        size: (B, S, 2), ``+inf`` where it is not a usable proposal (padding, or the outermost
+        1 % of the image); and that usability: (B, S) (official
+        ``gen_encoder_output_proposals``)."""
         b = mask_flat.shape[0]
         centres, start = [], 0
         for h, w in spatial_shapes.tolist():
             m = mask_flat[:, start:start + h * w].view(b, h, w)
-            valid_h = (~m[:, :, 0]).sum(1).clamp(min=1)
-            valid_w = (~m[:, 0, :]).sum(1).clamp(min=1)
+            valid_h = (~m[:, :, 0]).sum(1)
+            valid_w = (~m[:, 0, :]).sum(1)
             gy, gx = torch.meshgrid(torch.arange(h, device=m.device, dtype=torch.float32),
                                     torch.arange(w, device=m.device, dtype=torch.float32),
                                     indexing='ij')
@@ -188,7 +236,8 @@ class GroupPoseHead(BaseHead):
             start += h * w
         centres = torch.cat(centres, 1)
         valid = ((centres > 0.01) & (centres < 0.99)).all(-1) & ~mask_flat
-        return centres, valid
+        logits = torch.log(centres / (1 - centres)).masked_fill(~valid[..., None], float('inf'))
+        return logits, valid
 
     def forward(self, feats: Sequence[torch.Tensor],
                 batch_data_samples: Optional[list] = None) -> Dict[str, list]:
@@ -217,18 +266,22 @@ class GroupPoseHead(BaseHead):
                               valid_ratios=valid_ratios)
 
         # two-stage: score every token, keep the top num_queries as people
-        centres, valid = self._proposal_centres(mask_flat, spatial_shapes)
+        proposals, valid = self._proposals(mask_flat, spatial_shapes)
         out_memory = memory.masked_fill(~valid[..., None], 0.)
         out_memory = self.memory_trans_norm(self.memory_trans_fc(out_memory))
         enc_logits = self.enc_cls_head(out_memory)                             # b S C
-        scores = enc_logits.max(-1)[0].masked_fill(~valid, float('-inf'))
+        scores = enc_logits.max(-1)[0]
+        if not self.select_padding:
+            scores = scores.masked_fill(~valid, float('-inf'))
         num_queries = min(self.num_queries, scores.shape[1])
         topk = scores.topk(num_queries, dim=1)[1]                              # b N
         b = src.shape[0]
         sel_memory = torch.gather(out_memory, 1, topk[..., None].expand(-1, -1, self.embed_dims))
-        sel_centres = torch.gather(centres, 1, topk[..., None].expand(-1, -1, 2))
-        offsets = self.enc_keypoint_head(sel_memory).view(b, num_queries, self.num_keypoints, 2)
-        enc_keypoints = (offsets + inverse_sigmoid(sel_centres)[:, :, None]).sigmoid()
+        sel_proposals = torch.gather(proposals, 1, topk[..., None].expand(-1, -1, 2))
+        offsets = self.enc_keypoint_offsets(sel_memory).view(b, num_queries, self.num_keypoints,
+                                                             2)
+        # a padding token's proposal is +inf: its keypoints are 1.0 (as the official code)
+        enc_keypoints = (offsets + sel_proposals[:, :, None]).sigmoid()
         enc_cls = torch.gather(enc_logits, 1, topk[..., None].expand(-1, -1, self.num_classes))
 
         # queries: instance query (shared embedding) + K keypoint queries per person
@@ -253,7 +306,8 @@ class GroupPoseHead(BaseHead):
                                'training pipeline before PackPoseInputs')
             kpts = labels.keypoint_labels.float().reshape(-1, self.num_keypoints, 2)
             targets.append(dict(
-                labels=torch.zeros(len(kpts), dtype=torch.long, device=kpts.device),
+                labels=torch.full((len(kpts), ), self.person_label, dtype=torch.long,
+                                  device=kpts.device),
                 keypoints=kpts,
                 visible=labels.keypoint_weights.float().reshape(-1, self.num_keypoints),
                 areas=labels.areas.float().reshape(-1)))
@@ -304,7 +358,7 @@ class GroupPoseHead(BaseHead):
             raise NotImplementedError('GroupPoseHead predicts single-scale, without flip test '
                                       '(as the paper evaluates); set flip_test=False')
         out = self.forward(feats, batch_data_samples)
-        scores = out['cls'][-1].sigmoid().max(-1)[0].float().cpu().numpy()     # b N
+        scores = out['cls'][-1].sigmoid().float().cpu().numpy()                # b N C
         keypoints = out['keypoints'][-1].float().cpu().numpy()                 # b N K 2
         preds = []
         for sample, s, k in zip(batch_data_samples, scores, keypoints):

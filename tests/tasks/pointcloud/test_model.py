@@ -229,3 +229,92 @@ def test_init_cfg_strict_false_and_copy_reach_the_loader(tmp_path):
         type='Pretrained', checkpoint=path, copy='state_dict_ema')))
     with pytest.raises(CheckpointError, match="no copy 'state_dict_ema'"):
         backbone.init_weights()
+
+
+def tta_cloud(n=400, seed=0):
+    rng = np.random.RandomState(seed)
+    coord = (rng.rand(n, 3) * np.array([2.0, 1.5, 1.0])).astype(np.float32)
+    coord[:20] = coord[20:40] + 0.01  # voxels with several points
+    return dict(coord=coord, color=rng.rand(n, 3).astype(np.float32),
+                segment=rng.randint(0, 4, n))
+
+
+AUGMENTS = [[], [dict(type='PointRandomRotate', angle=[0.5, 0.5], axis='z', center=[0, 0, 0],
+                      p=1), dict(type='PointRandomScale', scale=[0.95, 0.95])]]
+
+
+def test_test_time_fragments_hold_every_voxel_and_score_every_point():
+    cloud = tta_cloud()
+    results = TRANSFORMS.build(dict(type='PointTestTimeAug', voxel_size=0.1,
+                                    mode='fragments'))(dict(cloud))
+    n, views = 400, results['view']
+    grid = np.floor(cloud['coord'] / 0.1).astype(np.int64)
+    num_voxels = len(np.unique(grid, axis=0))
+    counts = np.unique(grid, axis=0, return_counts=True)[1]
+    assert views.max() + 1 == counts.max() > 1        # fragment i: the (i mod c)-th point
+    for v in range(views.max() + 1):                 # every voxel once in every fragment
+        rows = np.nonzero(views == v)[0]
+        assert len(np.unique(results['grid_coord'][rows], axis=0)) == len(rows) == num_voxels
+    assert np.array_equal(np.unique(results['vote_point']), np.arange(n))
+    np.testing.assert_array_equal(results['coord'][results['vote_row']],
+                                  cloud['coord'][results['vote_point']])
+    assert len(results['segment']) == n and np.array_equal(results['eval_coord'], cloud['coord'])
+
+
+def test_test_time_augmented_copies_are_voxelised_after_their_transforms():
+    cloud = tta_cloud()
+    results = TRANSFORMS.build(dict(type='PointTestTimeAug', voxel_size=0.1, augments=AUGMENTS,
+                                    mode='first'))(dict(cloud))
+    assert results['view'].max() == 1                  # one view per copy in the light mode
+    rotated = results['view'][results['vote_row']] == 1
+    src = cloud['coord'][results['vote_point'][rotated]]
+    got = results['coord'][results['vote_row'][rotated]]
+    # x' = -0.95 y, y' = 0.95 x, up to the voxel's first point standing for the others
+    np.testing.assert_allclose(got[:, :2], 0.95 * np.stack([-src[:, 1], src[:, 0]], 1),
+                               atol=0.1 * np.sqrt(2))
+    assert np.array_equal(np.sort(results['vote_point'][rotated]), np.arange(400))
+
+
+def predict_views(model, results, per_batch):
+    packed = TRANSFORMS.build(dict(type='PackPointCloudInputs'))(dict(results))
+    model.test_cfg = dict(views_per_batch=per_batch)
+    data = model.data_preprocessor(dict(inputs=[packed['inputs']],
+                                        data_samples=[packed['data_samples']]))
+    with torch.no_grad():
+        return model(**data, mode='predict')[0].pred_labels
+
+
+def test_view_predictions_sum_the_softmax_of_every_view_as_the_official_tester():
+    model = tiny_model()
+    results = TRANSFORMS.build(dict(type='PointTestTimeAug', voxel_size=0.1, augments=AUGMENTS,
+                                    mode='fragments'))(tta_cloud())
+    feat = np.concatenate([results['coord'], results['color']], 1)
+    score = torch.zeros(400, 4)
+    for v in np.unique(results['view']):   # each view alone, as a cloud of its own
+        rows = np.nonzero(results['view'] == v)[0]
+        one = dict(coord=torch.from_numpy(results['coord'][rows]),
+                   grid_coord=torch.from_numpy(results['grid_coord'][rows]),
+                   feat=torch.from_numpy(feat[rows]).float())
+        prob = logits(model, [one]).softmax(1)
+        votes = np.isin(results['vote_row'], rows)
+        local = np.searchsorted(rows, results['vote_row'][votes])
+        score.index_add_(0, torch.from_numpy(results['vote_point'][votes]),
+                         prob[torch.from_numpy(local)])
+    want = score.argmax(1)
+    assert torch.equal(predict_views(model, results, 1), want)
+    assert torch.equal(predict_views(model, results, 3), want)
+
+
+def test_light_test_mode_gives_every_point_its_voxel_prediction():
+    model = tiny_model()
+    cloud = tta_cloud()
+    light = TRANSFORMS.build(dict(type='PointTestTimeAug', voxel_size=0.1, mode='first'))(
+        dict(cloud))
+    assert len(light['coord']) == len(np.unique(np.floor(cloud['coord'] / 0.1), axis=0))
+    pred = predict_views(model, light, 4)
+    one = dict(coord=torch.from_numpy(light['coord']),
+               grid_coord=torch.from_numpy(light['grid_coord']),
+               feat=torch.from_numpy(np.concatenate([light['coord'], light['color']], 1)))
+    per_voxel = logits(model, [one]).argmax(1)
+    order = np.argsort(light['vote_point'])
+    assert torch.equal(pred, per_voxel[torch.from_numpy(light['vote_row'][order])])

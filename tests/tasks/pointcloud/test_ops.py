@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from plugins.tasks.pointcloud.attention import (dense_reference_attention,
                                                 disassembled_window_attention)
 from plugins.tasks.pointcloud.sparse import (SparseVoxels, SubMConv3d, grid_pool,
-                                             knn_interpolate, submanifold_conv3d)
+                                             knn_interpolate, nearest_coarse_points,
+                                             submanifold_conv3d)
 
 
 def small_cloud(n=160, seed=0):
@@ -102,8 +103,61 @@ def test_grid_pool_then_unpool_is_inverse_on_occupied_voxels():
     # positions gives it back exactly
     torch.testing.assert_close(coarse.xyz[cluster[0]], xyz[cluster == cluster[0]].mean(0))
     same = SparseVoxels(coarse.grid, coarse.xyz, coarse.batch, stride=1)
-    coarse.stride = 2
     back = knn_interpolate(pooled, coarse, same)
     torch.testing.assert_close(back, pooled)
     const = knn_interpolate(torch.ones(len(coarse), 3, dtype=torch.float64), coarse, fine)
     torch.testing.assert_close(const, torch.ones(len(grid), 3, dtype=torch.float64))
+
+
+def sparse_two_clouds(seed=0):
+    """A dense slab and scattered points (cloud 0), a cloud of two points (cloud 1)."""
+    g = torch.Generator().manual_seed(seed)
+    slab = torch.rand(300, 3, generator=g, dtype=torch.float64) * torch.tensor(
+        [40., 40., 1.], dtype=torch.float64)
+    scattered = torch.rand(40, 3, generator=g, dtype=torch.float64) * 60
+    pair = torch.tensor([[3.2, 5.1, 7.7], [30.5, 2.2, 9.9]], dtype=torch.float64)
+    xyz = torch.cat([slab, scattered, pair])
+    batch = torch.cat([torch.zeros(340, dtype=torch.long), torch.ones(2, dtype=torch.long)])
+    grid = torch.floor(xyz).long()
+    keep = torch.unique(torch.cat([batch[:, None], grid], 1), dim=0, return_inverse=True)[1]
+    first = torch.full((int(keep.max()) + 1,), len(xyz)).scatter_reduce(
+        0, keep, torch.arange(len(xyz)), 'amin')
+    return SparseVoxels(grid[first], xyz[first], batch[first])
+
+
+def test_three_nearest_coarse_points_are_exact_where_they_lie_outside_the_3x3x3_block():
+    fine = sparse_two_clouds()
+    feat = torch.randn(len(fine), 5, dtype=torch.float64)
+    pooled, coarse, _ = grid_pool(feat, fine, 4)
+    idx, dist = nearest_coarse_points(coarse, fine)
+    # brute force over the coarse points of the same cloud
+    d = torch.cdist(fine.xyz, coarse.xyz, compute_mode='donot_use_mm_for_euclid_dist')
+    d[fine.batch[:, None] != coarse.batch[None]] = float('inf')
+    want_dist, want_idx = torch.topk(d, 3, dim=1, largest=False)
+    torch.testing.assert_close(dist, want_dist)
+    assert torch.equal(idx[torch.isfinite(want_dist)], want_idx[torch.isfinite(want_dist)])
+    # the case this guards: true neighbours outside the 3x3x3 block of coarse cells
+    cell = torch.div(fine.xyz, 4, rounding_mode='floor').long()
+    coarse_cell = torch.div(coarse.xyz, 4, rounding_mode='floor').long()
+    outside = ((coarse_cell[want_idx] - cell[:, None]).abs().amax(-1) > 1) & torch.isfinite(
+        want_dist)
+    assert outside.any(1).float().mean() > 0.1
+    # the two-point cloud: two neighbours, the third is absent (weight 0)
+    pair = fine.batch == 1
+    assert torch.isinf(dist[pair, 2]).all() and torch.isfinite(dist[pair, :2]).all()
+    # interpolation: inverse-distance weights of the exact neighbours
+    weight = 1 / (want_dist + 1e-8)
+    weight = torch.where(torch.isfinite(want_dist), weight, torch.zeros_like(weight))
+    weight = weight / weight.sum(1, keepdim=True)
+    padded = torch.cat([pooled, pooled.new_zeros(1, 5)])
+    want = (padded[torch.where(torch.isfinite(want_dist), want_idx, len(coarse))]
+            * weight[..., None]).sum(1)
+    torch.testing.assert_close(knn_interpolate(pooled, coarse, fine), want)
+
+
+def test_nearest_coarse_points_in_small_chunks_equal_one_pass():
+    fine = sparse_two_clouds(1)
+    _, coarse, _ = grid_pool(torch.zeros(len(fine), 1, dtype=torch.float64), fine, 2)
+    one = nearest_coarse_points(coarse, fine)
+    chunked = nearest_coarse_points(coarse, fine, max_elements=200)
+    assert torch.equal(one[0], chunked[0]) and torch.equal(one[1], chunked[1])

@@ -44,6 +44,42 @@ def test_real_configs_match_the_presets():
         assert cfg.voxel_size == presets[preset]['arch']['voxel_size']
 
 
+def pipeline_step(pipeline, name):
+    return next(t for t in pipeline if t['type'] == name)
+
+
+@pytest.mark.parametrize('name,num_copies,per_batch', [
+    ('condaformer_scannet-semseg.py', 13, 4), ('condaformer-small_s3dis-area5-semseg.py', 12, 6)])
+def test_paper_configs_test_with_the_official_protocol_and_train_in_mixed_precision(
+        name, num_copies, per_batch):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'condaformer', name))
+    test = pipeline_step(cfg.test_dataloader.dataset.pipeline, 'PointTestTimeAug')
+    assert test['mode'] == 'fragments' and len(test['augments']) == num_copies
+    angles = [aug[0]['angle'][0] for aug in test['augments'][:12]]
+    assert angles == [0, 0.5, 1, 1.5] * 3
+    val = pipeline_step(cfg.val_dataloader.dataset.pipeline, 'PointTestTimeAug')
+    assert val['mode'] == 'first' and not val.get('augments')
+    assert cfg.model.test_cfg.views_per_batch == per_batch
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+
+
+def test_demo_config_tests_in_the_light_mode_and_fp32():
+    cfg = Config.fromfile(osp.join(ROOT, DEMO))
+    test = pipeline_step(cfg.test_dataloader.dataset.pipeline, 'PointTestTimeAug')
+    assert test['mode'] == 'first' and not test.get('augments')
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+
+
+def test_amp_configs_fall_back_to_bfloat16_autocast_without_a_gpu(monkeypatch):
+    from plugins.utils.tools import enable_amp
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'condaformer',
+                                   'condaformer-small_s3dis-area5-semseg.py'))
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == 'CPUAutocastOptimWrapper'
+    assert 'loss_scale' not in cfg.optim_wrapper and cfg.optim_wrapper.dtype == 'bfloat16'
+
+
 @pytest.mark.slow
 def test_train_then_test_demo_config_through_the_tools(tmp_path):
     from plugins.datasets.pointcloud_demo import make_pointcloud_demo
