@@ -39,11 +39,11 @@ installed.
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 from torch.nn.init import trunc_normal_
 
 from ..mixers.gated_positional import GatedPositionalAttention
+from ..ops.global_attention import global_attention
 from ..ops.utils import to_pair
 from ..registry import MODELS
 from .base import AttentionBackbone
@@ -70,7 +70,7 @@ class TokenSelfAttention(nn.Module):
     def forward(self, x):
         B, N, C = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)  # B heads N d
+        out = global_attention(q, k, v)  # B heads N d
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
 

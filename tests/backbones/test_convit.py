@@ -40,7 +40,8 @@ def randomized_timm(name, **kwargs):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if re.search(r'norm\d?\.(weight|bias)$', name):
-                p.copy_(torch.rand(p.shape, generator=g) + (.5 if name.endswith('weight') else -.5))
+                shift = .5 if name.endswith('weight') else -.5
+                p.copy_(torch.rand(p.shape, generator=g) + shift)
             elif name.endswith('gating_param'):
                 p.copy_(torch.randn(p.shape, generator=g))
             elif name.endswith('pos_proj.weight'):

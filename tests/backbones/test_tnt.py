@@ -57,7 +57,8 @@ def randomized_timm(name, **kwargs):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if re.search(r'norm\w*\.(weight|bias)$', name):
-                p.copy_(torch.rand(p.shape, generator=g) + (.5 if name.endswith('weight') else -.5))
+                shift = .5 if name.endswith('weight') else -.5
+                p.copy_(torch.rand(p.shape, generator=g) + shift)
     return model
 
 
@@ -156,7 +157,7 @@ def test_only_the_first_blocks_of_a_stage_have_an_inner_transformer():
 def test_attention_bias_is_kept_on_the_pretraining_grid_and_resized_elsewhere():
     backbone = PyramidTNT(SMALL_PTNT)  # 192: query grid 24x24, keys pooled by 4: 6x6
     bias = backbone.stages[0].relative_pos
-    assert backbone.attention_bias(0, (24, 24)) is bias
+    assert torch.equal(backbone.attention_bias(0, (24, 24)), bias)
     got = backbone.attention_bias(0, (13, 7))  # keys: 13 // 4 x max(7 // 4, 1) = 3 x 1
     assert got.shape == (1, 2, 13 * 7, 3)
     per_query = F.interpolate(bias.reshape(2, 24, 24, 36).permute(0, 3, 1, 2), size=(13, 7),
