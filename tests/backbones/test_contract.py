@@ -33,9 +33,10 @@ SMALL = {
                               layer_scale=[None, None, 1e-6, 1e-6]),
     'InLineSwin': lambda cls: dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 2, 2],
                                    num_heads=[1, 2, 2, 4], inline_blocks=[1, 1, 1, 0]),
-    # isotropic: one block per stage, GPSA in the first three, the class token in the last
+    # isotropic: one block per stage, GPSA in the first three, the class token in the last;
+    # TNT at half TNT-S's width (its global attention dominates at 800x1216)
     'ConViT': lambda cls: dict(cls.arch_zoo['tiny'], depth=4, local_layers=3),
-    'TNT': lambda cls: dict(cls.arch_zoo['small'], depth=4),
+    'TNT': lambda cls: dict(cls.arch_zoo['small'], depth=4, outer_dims=192, outer_heads=3),
 }
 
 
