@@ -215,6 +215,51 @@ def _mixerformer(preset, timm_name, ctx):
     # the presets are PoolFormer (the default mixer is its pooling): timm's PoolFormer v1
     return timm_features(timm_name)
 
+class BuiltPerInputSize(nn.Module):
+    """A peer whose model is built for one input size (timm's ConViT / TNT and the official
+    PyramidTNT fix their position embeddings or attention biases at construction): one model per
+    ``H x W``, built at its first call (the benchmark's warm-up), random weights. ``accepts``
+    refuses the sizes that the code cannot be built for, with a message saying what it
+    ``needs``."""
+
+    def __init__(self, build: Callable, accepts: Callable[[int, int], bool], needs: str):
+        super().__init__()
+        self.build, self.accepts, self.needs = build, accepts, needs
+        self.models = nn.ModuleDict()
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        if not self.accepts(h, w):
+            raise ValueError(f'{self.needs}, got {h}x{w}')
+        key = f'{h}x{w}'
+        if key not in self.models:
+            self.models[key] = self.build((h, w)).eval()
+        return self.models[key](x)
+
+
+_ISOTROPIC_STAGES = (2, 5, 8, 11)  # the blocks ending the four stages of ConViT / TNT
+
+
+@register_peer('ConViT', label='timm {timm_name} (built per square input)',
+               presets={'tiny': 'convit_tiny', 'small': 'convit_small', 'base': 'convit_base',
+                        'ti': 'convit_tiny', 's': 'convit_small', 'b': 'convit_base'})
+def _convit(preset, timm_name, ctx):
+    timm_features('convit_tiny', out_indices=_ISOTROPIC_STAGES)  # raises where timm is absent
+    # GPSA's int(sqrt(N)) grid: timm runs square inputs only
+    return BuiltPerInputSize(
+        lambda size: timm_features(timm_name, img_size=size, out_indices=_ISOTROPIC_STAGES),
+        lambda h, w: h == w and h % 16 == 0, "timm's ConViT takes square multiples of 16 only")
+
+
+@register_peer('TNT', label='timm {timm_name} (built per input size)',
+               presets={'small': 'tnt_s_patch16_224', 'base': 'tnt_b_patch16_224',
+                        's': 'tnt_s_patch16_224', 'b': 'tnt_b_patch16_224'})
+def _tnt(preset, timm_name, ctx):
+    timm_features('tnt_s_patch16_224', out_indices=_ISOTROPIC_STAGES)
+    return BuiltPerInputSize(
+        lambda size: timm_features(timm_name, img_size=size, out_indices=_ISOTROPIC_STAGES),
+        lambda h, w: h % 16 == w % 16 == 0, "timm's TNT takes multiples of 16 only")
+
 
 # ---------------------------------------------------------------------------------- official code
 
@@ -497,3 +542,30 @@ def matching(pattern: str, names):
     """Names matching any of the comma-separated globs of ``pattern`` (case-insensitive)."""
     globs = [g.strip().lower() for g in pattern.split(',') if g.strip()]
     return [n for n in names if any(fnmatch.fnmatch(n.lower(), g) for g in globs)]
+
+
+# the official ptnt_ti_patch16_192 / ptnt_s / m / b_patch16_256 (pyramid_tnt.py)
+_PYRAMID_TNT = {
+    'tiny': (80, 5, 2, 1, [2, 6, 3, 2]), 'small': (128, 8, 4, 2, [2, 8, 4, 2]),
+    'medium': (192, 12, 4, 2, [2, 8, 6, 2]), 'base': (256, 16, 4, 2, [2, 10, 6, 2]),
+}
+
+
+@register_peer('PyramidTNT',
+               label='official pyramid_tnt.py PyramidTNT-{name} (built per input size)',
+               presets={p: p for p in _PYRAMID_TNT})
+def _pyramid_tnt(preset, name, ctx):
+    _timm_or_unavailable()
+    mod = ctx.import_official('huawei-noah/Efficient-AI-Backbones', 'tnt_pytorch', 'pyramid_tnt')
+    outer, inner, outer_heads, inner_heads, depths = _PYRAMID_TNT[name]
+    scale = [1, 2, 4, 4]
+    configs = dict(depths=depths, outer_dims=[outer * s for s in scale],
+                   inner_dims=[inner * s for s in scale],
+                   outer_heads=[outer_heads * s for s in scale],
+                   inner_heads=[inner_heads * s for s in scale])
+    # its query-key biases are sized at construction for grids that halve exactly three times
+    return BuiltPerInputSize(
+        lambda size: _method(mod.PyramidTNT(configs=configs, img_size=size, qkv_bias=False),
+                             'forward_features'),
+        lambda h, w: h % 64 == w % 64 == 0,
+        'the official PyramidTNT takes multiples of 64 only')

@@ -1,4 +1,5 @@
 """Small layers that several backbones of the toolkit share (no attention in here)."""
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
@@ -77,3 +78,15 @@ def pvt_init_(module: nn.Module) -> None:
             continue
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+
+
+def resize_grid_embedding(embed: torch.Tensor, src_size, dst_size) -> torch.Tensor:
+    """An embedding laid out row-major on a grid, ``(1, h0 * w0, C)``, resampled to another grid
+    ``(1, h * w, C)`` by bicubic interpolation (``align_corners=False``), as DeiT / ConViT resize
+    the position embedding for fine-tuning at another resolution. Unchanged when the grids agree."""
+    src_size, dst_size = tuple(src_size), tuple(dst_size)
+    if src_size == dst_size:
+        return embed
+    grid = embed.reshape(1, *src_size, embed.shape[-1]).permute(0, 3, 1, 2)  # 1 C h0 w0
+    grid = F.interpolate(grid, size=dst_size, mode='bicubic', align_corners=False)
+    return grid.flatten(2).transpose(1, 2)

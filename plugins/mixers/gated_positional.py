@@ -13,8 +13,8 @@ What differs from timm: relative positions come from the real ``H x W`` grid (ti
 and one of dy (the pos_proj bias cancels in the softmax), so the positional attention factorises
 into ``P_y (x) P_x``: it is applied along rows and columns in ``O(N (H + W))`` instead of the
 ``B x heads x N x N`` tensor of timm. The content term is ``F.scaled_dot_product_attention``.
-Cost: ``O(N^2 d)`` time per head (global content attention), ``O(N (H + W))`` for the positional
-part; no size constraint.
+Cost: ``O(N^2 d)`` time per head (global content attention), ``O(N (H + W) d)`` for the
+positional part; no size constraint.
 """
 import torch
 import torch.nn as nn
@@ -83,27 +83,35 @@ class GatedPositionalAttention(nn.Module):
         self.pos_proj.weight.mul_(self.locality_strength)
 
     def axis_attention(self, length: int, coeff: torch.Tensor, quad: torch.Tensor,
-                       offset=None) -> torch.Tensor:
-        """softmax over j of ``coeff * (j - i) + quad * (j - i)^2 (+ offset)`` per head:
+                       const: torch.Tensor = None) -> torch.Tensor:
+        """softmax over j of ``coeff * (j - i) + quad * (j - i)^2 (+ const)`` per head:
         (heads, L, L)."""
         idx = torch.arange(length, device=coeff.device, dtype=coeff.dtype)
         d = idx[None, :] - idx[:, None]                                    # L L
         logits = coeff[:, None, None] * d + quad[:, None, None] * d * d
-        if offset is not None:
-            logits = logits + offset[:, None, None]
+        if const is not None:
+            logits = logits + const[:, None, None]
         return logits.softmax(dim=-1)
 
     def positional_attention(self, H: int, W: int):
         """The two factors ``P_y`` (heads, H, H) and ``P_x`` (heads, W, W) of softmax(v_pos^T r).
-
-        The ``pos_proj`` bias is the same for every key, so it cancels in the softmax; it is still
-        added (to the rows' logits) so that it is part of the graph: its gradient is zero, not
-        missing, which DDP requires of every trained parameter (``find_unused_parameters=False``).
-        """
+        The ``pos_proj`` bias is a per-head constant of the logits, which the softmax cancels (as
+        in the dense form); it is added to the row logits so that it still has its (zero)
+        gradient: a parameter without one makes DistributedDataParallel fail."""
         w = self.pos_proj.weight.float()                                   # heads 3
-        p_y = self.axis_attention(H, w[:, 1], w[:, 2], self.pos_proj.bias.float())
+        bias = None if self.pos_proj.bias is None else self.pos_proj.bias.float()
+        p_y = self.axis_attention(H, w[:, 1], w[:, 2], bias)
         p_x = self.axis_attention(W, w[:, 0], w[:, 2])
         return p_y, p_x
+
+    def attention_macs(self, x: torch.Tensor) -> int:
+        """Multiply-adds of the attention itself on ``x`` (see :func:`plugins.utils.flops.
+        count_flops`; the analyser does not count the fused content attention): ``q k^T`` and
+        ``A v`` of the content term, ``2 N^2 C``, and the separable positional term,
+        ``N (H + W) C``."""
+        B, C, H, W = x.shape
+        N = H * W
+        return B * C * (2 * N * N + N * (H + W))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape

@@ -1,8 +1,10 @@
 """FLOPs as the papers count them: mmengine's analyser (one multiply-add = one FLOP), except for
 attention operators whose traced cost is not their arithmetic cost.
 
-A module can define ``attention_macs(x) -> int``: the multiply-adds of the attention computed in
-its own ``forward`` (outside its child modules) on input ``x``. The analyser's count of that part
+A module can define ``attention_macs(*args) -> int``: the multiply-adds of the attention computed
+in its own ``forward`` (outside its child modules) on the positional arguments of that call (its
+input ``x``, and e.g. the grid size where the forward takes it). Attention on
+``F.scaled_dot_product_attention`` needs it too: the analyser does not count that operator. The analyser's count of that part
 is then replaced by it. Neighborhood attention needs it: its tiled kernel multiplies each query
 tile with the union of its tile's neighborhoods, which the analyser counts as dense matmuls
 (NAT-Mini at 224: 0.55 GFLOPs of matmul against 0.14 G of neighborhood products); the NAT / DiNAT
@@ -39,7 +41,7 @@ def _recording_attention_macs(model: nn.Module):
     for name, module in model.named_modules():
         if callable(getattr(module, 'attention_macs', None)):
             def record(mod, args, name=name):
-                found[name] = found.get(name, 0) + int(mod.attention_macs(args[0]))
+                found[name] = found.get(name, 0) + int(mod.attention_macs(*args))
             hooks.append(module.register_forward_pre_hook(record))
     try:
         yield found

@@ -147,3 +147,18 @@ def test_a_vendored_copy_of_an_installed_package_is_imported_and_the_installed_o
         assert mod.WHO == 'vendored' and sys.modules['vendored_pkg'] is installed
     finally:
         del sys.modules['vendored_pkg']
+
+def test_a_peer_built_per_input_size_keeps_one_model_per_size_and_refuses_others():
+    built = []
+
+    def build(size):
+        built.append(size)
+        return torch.nn.Identity()
+
+    peer = backbone_peers.BuiltPerInputSize(build, lambda h, w: h % 16 == w % 16 == 0,
+                                            'takes multiples of 16 only')
+    for size in [(32, 48), (32, 48), (64, 64)]:
+        peer(torch.randn(1, 3, *size))
+    assert built == [(32, 48), (64, 64)] and not peer.models['32x48'].training
+    with pytest.raises(ValueError, match='takes multiples of 16 only, got 40x48'):
+        peer(torch.randn(1, 3, 40, 48))
