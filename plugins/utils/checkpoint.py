@@ -204,6 +204,13 @@ def load_checkpoint_file(path: str, map_location='cpu'):
     except pickle.UnpicklingError as err:
         match = re.search(r'GLOBAL ([\w.]+)', str(err))
         what = match.group(1) if match else 'an object'
+        if what.startswith('yacs.'):
+            raise CheckpointError(
+                f'refused to load {path!r}: beside its weights it holds the yacs training config '
+                f'({what}) that Swin-style training code saves; unpickling it runs yacs code, '
+                f'which the toolkit never does for a file. In an environment you trust, load it '
+                f'once with torch.load(path, weights_only=False) and re-save only its weights, '
+                f'e.g. torch.save({{"model": ckpt["model"]}}, new_path).') from None
         raise CheckpointError(
             f'refused to load {path!r}: it holds {what}, a type that is not on the toolkit\'s '
             f'allow-list of what checkpoints may contain (tensors, containers, numpy arrays, '

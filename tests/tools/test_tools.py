@@ -122,6 +122,28 @@ def test_checkpoints_with_foreign_objects_are_refused_with_the_type(tmp_path):
         load_checkpoint_file(str(path))
 
 
+def test_a_yacs_training_config_beside_the_weights_is_refused_with_what_to_do(tmp_path,
+                                                                             monkeypatch):
+    """Swin-style training code saves its yacs CfgNode as 'config' beside the weights."""
+    import sys
+    import types
+    from plugins.utils.checkpoint import CheckpointError, load_checkpoint_file
+    yacs, config = types.ModuleType('yacs'), types.ModuleType('yacs.config')
+
+    class CfgNode(dict):
+        pass
+
+    CfgNode.__module__, CfgNode.__qualname__ = 'yacs.config', 'CfgNode'
+    config.CfgNode, yacs.config = CfgNode, config
+    monkeypatch.setitem(sys.modules, 'yacs', yacs)
+    monkeypatch.setitem(sys.modules, 'yacs.config', config)
+    path = tmp_path / 'inline_swin_t.pth'
+    torch.save(dict(model={'w': torch.ones(2)}, config=CfgNode(TYPE='inline')), path)
+    with pytest.raises(CheckpointError, match=r'yacs training config \(yacs.config.CfgNode\).*'
+                                              r're-save only its weights'):
+        load_checkpoint_file(str(path))
+
+
 def test_mmengine_message_hub_objects_load_safely(tmp_path):
     import numpy as np
     from mmengine.logging import HistoryBuffer, MessageHub
