@@ -23,7 +23,7 @@ from plugins.utils.checkpoint import compare_state, guess_preset
 DATA = osp.join(osp.dirname(__file__), 'data', 'official_keys')
 ARCHITECTURES = ('VAN', 'BiFormer', 'NAT', 'DiNAT', 'HaloNet', 'FaViT', 'DaViT', 'L2ViT',
                  'InLinePVT', 'InLineSwin', 'STViT', 'SGFormer', 'MixerFormer', 'CATANet',
-                 'DLGSANet')
+                 'DLGSANet', 'ConViT', 'TNT', 'PyramidTNT', 'HyenaViT', 'RaftMLP')
 
 
 @functools.lru_cache()
@@ -48,10 +48,15 @@ def build(arch: str, preset: str, **kwargs):
 
 
 def official_tensors(arch: str, preset: str, make=torch.empty) -> dict:
-    """The recorded state dict, as tensors of the recorded shapes and dtypes made by ``make``."""
+    """The recorded state dict, as tensors of the recorded shapes and dtypes made by ``make``;
+    the names of one tensor (``tied``: HyenaND's filter activation shared by its layers) hold one
+    tensor, as in the official state dict."""
+    record = manifest(arch)['presets'][preset]
     out = {}
-    for key, shape, *dtype in manifest(arch)['presets'][preset]['keys']:
+    for key, shape, *dtype in record['keys']:
         out[key] = make(shape, dtype=getattr(torch, dtype[0]) if dtype else torch.float32)
+    for first, *others in record.get('tied', []):
+        out.update((k, out[first]) for k in others)
     return out
 
 
@@ -68,7 +73,10 @@ BESIDE = dict(VAN=HEAD, FaViT=HEAD, InLinePVT=HEAD, SGFormer=HEAD, BiFormer=HEAD
               DaViT=HEAD | {'norms.weight', 'norms.bias'},
               HaloNet={'head.fc.weight', 'head.fc.bias'},
               STViT=HEAD | BATCH_NORM | {'proj.weight', 'proj.bias'},
-              CATANet=set(), DLGSANet=set())
+              CATANet=set(), DLGSANet=set(), ConViT=HEAD, TNT=HEAD, PyramidTNT=HEAD,
+              HyenaViT=HEAD,
+              RaftMLP={'heads.0.1.weight', 'heads.0.1.bias', 'classifier.weight',
+                       'classifier.bias'})
 #: Backbones whose classification model has no per-stage output norms: the toolkit's four (for
 #: dense tasks) are not in the release and stay at their initialisation, as in the official
 #: detection / segmentation code.
@@ -169,8 +177,27 @@ PLACES = dict(
               ('deep_feature_extraction.1.body.1.restormer_attn.temperature',
                'groups.1.layers.1.attn.temperature', None),
               ('overlap_embed.0.proj.weight', 'conv_first.weight', None)],
+    ConViT=[('blocks.4.attn.pos_proj.weight', 'stages.1.blocks.1.attn.pos_proj.weight', None),
+            ('blocks.10.attn.qkv.weight', 'stages.3.blocks.1.attn.qkv.weight', None),
+            ('cls_token', 'stages.3.cls_token', None)],
+    TNT=[('blocks.7.inner_attn.qk.weight', 'stages.2.blocks.1.inner_attn.qk.weight', None),
+         ('blocks.11.proj.weight', 'stages.3.blocks.2.proj.weight', None),
+         ('inner_pos', 'stages.0.embed.inner_pos', None)],
+    PyramidTNT=[('word_merges.0.conv.0.weight', 'stages.1.word_merge.conv.weight', None),
+                ('stages.1.relative_pos', 'stages.1.relative_pos', None),
+                ('stages.1.blocks.0.inner_attn.kv.weight', 'stages.1.blocks.0.inner_attn.kv.weight',
+                 None)],
+    HyenaViT=[('blocks.1.attn.filter_fn.implicit_filter.6.weight',
+               'stages.0.blocks.1.attn.filter_fn.implicit_filter.6.weight', None),
+              ('blocks.8.attn.qkv.weight', 'stages.2.blocks.2.attn.qkv.weight', None),
+              ('norm.weight', 'stages.3.norm.weight', None)],
+    RaftMLP=[('levels.1.fn.2.1.fn.0.weight', 'stages.1.blocks.0.vertical.fc1.weight', None),
+             ('levels.3.fn.3.5.fn.3.weight', 'stages.3.blocks.1.channel.mlp.fc2.weight', None),
+             ('levels.0.fn.0.fc.weight', 'stages.0.embed.fc.weight', None)],
 )
-SMALLEST = dict(DLGSANet='tiny-x2')
+#: the preset whose release is saved and loaded with values (default: the first recorded); the
+#: HyenaViT hybrid, the smallest, has both kinds of mixer
+SMALLEST = dict(DLGSANet='tiny-x2', HyenaViT='tiny-hybrid')
 
 
 def _random(shape, dtype):
@@ -216,6 +243,10 @@ def test_the_released_tensors_arrive_where_they_belong(arch, tmp_path):
     for key, value in loaded.items():
         if key not in expected_missing(arch):
             assert torch.equal(value, converted[key]), key
+    own = model.state_dict(keep_vars=True)
+    for group in manifest(arch)['presets'][preset].get('tied', []):  # one tensor in ours too
+        ours = [k for k, v in converted.items() if any(v is released[g] for g in group)]
+        assert len({id(own[k]) for k in ours}) == 1, ours
 
 
 def recorded_release(arch: str, preset: str):
