@@ -14,15 +14,20 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FOLDERS = dict(van=['VAN'], nat=['NAT'], dinat=['DiNAT'], halonet=['HaloNet'],
                biformer=['BiFormer'], l2vit=['L2ViT'], inline=['InLinePVT', 'InLineSwin'],
                mixerformer=['MixerFormer'], grouppose=['VAN'], davit=['DaViT'], stvit=['STViT'],
-               sgformer=['SGFormer'], favit=['FaViT'], dualtoken=['DualTokenViT'])
+               sgformer=['SGFormer'], favit=['FaViT'], dualtoken=['DualTokenViT'],
+               convit=['ConViT'], tnt=['TNT'], hyena_vit=['HyenaViT'], raftmlp=['RaftMLP'])
+#: configs of another architecture than their folder's, by a part of their name
+BY_NAME = {'pyramid-tnt': ['PyramidTNT']}
 CONFIGS = sorted(p for p in glob.glob(osp.join(ROOT, 'configs', '*', '*.py'))
                  if 'demo' not in osp.basename(p) and "type='Pretrained'" in open(p).read()
                  and 'torchvision://' not in open(p).read()
                  and osp.basename(osp.dirname(p)) in FOLDERS)
 
 
-def releases(folder):
-    return [ref.get('release') for arch in FOLDERS[folder]
+def releases(path):
+    archs = next((a for part, a in BY_NAME.items() if part in osp.basename(path)),
+                 FOLDERS[osp.basename(osp.dirname(path))])
+    return [ref.get('release') for arch in archs
             for ref in load_reference()[arch]['presets'].values()]
 
 
@@ -38,7 +43,7 @@ def checkpoint_of(text):
 def test_a_config_loads_its_backbones_release_by_url_or_says_where_it_is(path):
     text = open(path).read()
     checkpoint = checkpoint_of(text)
-    recorded = [r for r in releases(osp.basename(osp.dirname(path))) if r]
+    recorded = [r for r in releases(path) if r]
     direct = {r['url'] for r in recorded if not (r.get('manual') or is_page(r['url']))}
     if direct:
         assert checkpoint in direct

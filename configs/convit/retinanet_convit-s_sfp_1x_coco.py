@@ -7,8 +7,10 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://dl.fbaipublicfiles.com/convit/convit_small.pth'
 model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convit_small.pth')))
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -9,9 +9,11 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://dl.fbaipublicfiles.com/convit/convit_small.pth'
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/convit_small.pth')))
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -9,6 +9,9 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# No official ImageNet weights of RaftMLP-S are published (the official README links none):
+# pre-train it with the official code and place the file at checkpoints/raftmlp_s_in1k.pt, or drop
+# init_cfg to train from scratch.
 model = dict(backbone=dict(init_cfg=dict(
     type='Pretrained', checkpoint='checkpoints/raftmlp_s_in1k.pt')))
 optim_wrapper = dict(

@@ -10,8 +10,10 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download/tnt/tnt_s_81.5.pth.tar'  # noqa: E501
 model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/tnt_s_81.5.pth.tar')))
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

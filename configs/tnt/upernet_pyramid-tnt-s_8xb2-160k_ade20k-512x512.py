@@ -9,6 +9,10 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# The official ImageNet-1K weights of PyramidTNT-S are on a web page that cannot be downloaded
+# for you: get them by hand from the Baidu Disk page
+# https://pan.baidu.com/s/1xha8x3DTlPq9-KeC6EPPow (password v5w5) and place the file at
+# checkpoints/ptnt_s_82.0.pth.tar (docs/model-zoo.md).
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/ptnt_s_82.0.pth.tar')))

@@ -9,9 +9,11 @@ _base_ = [
     'mmseg::_base_/schedules/schedule_160k.py',
 ]
 crop_size = (512, 512)
+# the official ImageNet-1K weights (docs/model-zoo.md): downloaded once into torch's hub cache
+pretrained = 'https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download/tnt/tnt_s_81.5.pth.tar'  # noqa: E501
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='checkpoints/tnt_s_81.5.pth.tar')))
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
