@@ -8,8 +8,8 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 # No official ImageNet weights of Hyena ViT-Tiny are published (the official README links none):
-# pre-train it with the official code and place the file at checkpoints/hyena_deit_tiny_in1k.pth, or drop
-# init_cfg to train from scratch.
+# pre-train it with the official code and place the file at
+# checkpoints/hyena_deit_tiny_in1k.pth, or drop init_cfg to train from scratch.
 model = dict(backbone=dict(init_cfg=dict(
     type='Pretrained', checkpoint='checkpoints/hyena_deit_tiny_in1k.pth')))
 optim_wrapper = dict(

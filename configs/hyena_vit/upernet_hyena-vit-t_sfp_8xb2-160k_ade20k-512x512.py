@@ -11,8 +11,8 @@ _base_ = [
 ]
 crop_size = (512, 512)
 # No official ImageNet weights of Hyena ViT-Tiny are published (the official README links none):
-# pre-train it with the official code and place the file at checkpoints/hyena_deit_tiny_in1k.pth, or drop
-# init_cfg to train from scratch.
+# pre-train it with the official code and place the file at
+# checkpoints/hyena_deit_tiny_in1k.pth, or drop init_cfg to train from scratch.
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(init_cfg=dict(type='Pretrained',
