@@ -52,6 +52,15 @@ def replace_file(path: str, write) -> None:
         raise
 
 
+def read_last_checkpoint(work_dir: str) -> Optional[str]:
+    """The path ``<work_dir>/last_checkpoint`` names, or None."""
+    pointer = osp.join(work_dir, LAST_CHECKPOINT)
+    if not osp.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        return f.read().strip() or None
+
+
 def _write_text(text: str):
     def write(path):
         with open(path, 'w') as f:
@@ -80,7 +89,7 @@ class AtomicCheckpointHook(CheckpointHook):
                 outdated.append(self.keep_ckpt_ids.popleft())
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-        previous = self.last_ckpt if hasattr(self, 'last_ckpt') else None
+        previous = read_last_checkpoint(runner.work_dir)
         name = self.filename_tmpl.format(step)
         path = osp.join(self.out_dir, name)
         self.last_ckpt = path
@@ -165,7 +174,8 @@ class FiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[dict] = None) -> None:
-        values = {k: float(v) for k, v in (outputs or {}).items()
+        values = {k: float(v.detach()) if torch.is_tensor(v) else float(v)
+                  for k, v in (outputs or {}).items()
                   if 'loss' in k and (torch.is_tensor(v) or isinstance(v, (int, float)))}
         bad = [k for k, v in values.items() if not np.isfinite(v)]
         if not bad:
@@ -217,11 +227,7 @@ def find_resumable_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
     ``*.pth`` of the work dir. Returns ``(None, notes)`` when there is none; raises
     CheckpointError when checkpoints exist but none is complete.
     """
-    named = None
-    pointer = osp.join(work_dir, LAST_CHECKPOINT)
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            named = f.read().strip() or None
+    named = read_last_checkpoint(work_dir)
     names = os.listdir(work_dir) if osp.isdir(work_dir) else []
     found = sorted((osp.join(work_dir, n) for n in names if n.endswith('.pth')),
                    key=osp.getmtime, reverse=True)

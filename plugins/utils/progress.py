@@ -82,7 +82,7 @@ class ProgressHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         loss = (outputs or {}).get('loss')
         if loss is not None:
-            self._loss_sum += float(loss)
+            self._loss_sum += float(loss.detach() if hasattr(loss, 'detach') else loss)
             self._loss_count += 1
         done, total = runner.iter + 1, runner.max_iters
         if not self._due('train', done, total):
