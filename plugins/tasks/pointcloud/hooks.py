@@ -32,13 +32,13 @@ def draw_top_view(xyz: np.ndarray, rgb: np.ndarray, classes: Sequence[str] = (),
                   palette: Optional[np.ndarray] = None, size: int = 512) -> np.ndarray:
     """A top view (looking down the z axis) of coloured points, as an H x W x 3 RGB image.
 
-    Each pixel shows its highest point (box tops hide the floor under them). The pixel is about
-    twice the mean point spacing, so surfaces show without holes, and the image is scaled to
+    Each pixel shows its highest point (box tops hide the floor under them). The pixel is three
+    times the mean point spacing, so surfaces show with few holes, and the image is scaled to
     ``size`` pixels on its longer side. ``classes`` and ``palette`` add a legend below.
     """
     xy = xyz[:, :2].astype(np.float64)
     low, extent = xy.min(0), np.maximum(xy.max(0) - xy.min(0), 1e-6)
-    pixel = 2 * np.sqrt(extent[0] * extent[1] / max(len(xy), 1))
+    pixel = 3 * np.sqrt(extent[0] * extent[1] / max(len(xy), 1))
     cols, rows = (np.ceil(extent / pixel).astype(int) + 1)
     col = ((xy[:, 0] - low[0]) / pixel).astype(int)
     row = rows - 1 - ((xy[:, 1] - low[1]) / pixel).astype(int)  # y up
