@@ -77,7 +77,8 @@ class AtomicCheckpointHook(CheckpointHook):
     beyond ``max_keep_ckpts``. A process that dies at any point leaves the previous checkpoint
     and a ``last_checkpoint`` naming a complete file; a write that fails (disk full) removes its
     ``.part`` file and stops training with a message naming the last good checkpoint. Storage
-    other than local files keeps mmengine's own order.
+    other than local files keeps mmengine's own order, and so does the ``best_*.pth`` file of
+    ``save_best`` (mmengine replaces it by its own code, outside the regular checkpoints).
     """
 
     def _save_checkpoint_with_step(self, runner, step, meta):
