@@ -3,7 +3,7 @@
 #   make demo      install if needed, generate demo data, train + evaluate det / seg / pose
 #   make demo-all  the same for all five demos (also super-resolution and point clouds)
 #   make test      install if needed, run the test suite
-#   make docs      regenerate the generated tables of docs/ (plugins, backbone presets)
+#   make docs      regenerate the generated tables of docs/ (plugins, backbone presets, troubleshooting)
 # Bring your own torch: make install TORCH_SPEC="torch==2.x.y" (or SKIP_TORCH=1 to keep the one you have).
 VENV       ?= .venv
 PYTHON     ?= python3
@@ -54,3 +54,4 @@ demo-all: install
 docs: install
 	$(PY) tools/list_plugins.py --markdown > docs/plugins.md
 	$(PY) tools/analysis/backbone_table.py --out docs/backbones.md
+	$(PY) tools/analysis/troubleshooting.py --out docs/troubleshooting.md
