@@ -98,6 +98,7 @@ def run_demo(name: str, python: str) -> dict:
                          '--progress', '--cfg-options', *TRAIN_OPTIONS],
                   osp.join(ROOT, work, 'train.log'))
     result['train_minutes'] = round((time.time() - start) / 60, 1)
+    result['machine'] = machine()  # the load at the end of training
     if not trained:
         return result
     with open(osp.join(ROOT, work, 'last_checkpoint')) as f:
@@ -120,13 +121,15 @@ def run_demo(name: str, python: str) -> dict:
 
 
 def machine() -> str:
+    """The machine a demo ran on, with its load (the machines are often shared)."""
     try:
         torch = metadata.version('torch')
     except metadata.PackageNotFoundError:
         torch = '?'
-    threads = os.environ.get('OMP_NUM_THREADS', f'{os.cpu_count()} (default)')
+    threads = os.environ.get('OMP_NUM_THREADS')
     return (f'{os.cpu_count()} CPU cores, {platform.machine()}, torch {torch}, '
-            f'{threads} threads')
+            f'{f"OMP_NUM_THREADS={threads}" if threads else "default threads"}, '
+            f'load average {os.getloadavg()[0]:.1f}')
 
 
 def summary_table(results: dict) -> str:
