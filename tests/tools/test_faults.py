@@ -10,6 +10,7 @@ import os.path as osp
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -197,6 +198,13 @@ def test_a_full_disk_stops_training_and_keeps_the_last_good_checkpoint(trained_t
     assert not list(work.glob(f'*{PARTIAL_SUFFIX}'))
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now (other test runs may share this machine)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_train_the_same_weights_as_one_with_the_same_total_batch(
         tiny_data, tmp_path):
@@ -206,7 +214,7 @@ def test_two_gloo_processes_train_the_same_weights_as_one_with_the_same_total_ba
     proc = subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
                            str(tmp_path / 'two'), '--cfg-options', *options,
                            'train_dataloader.batch_size=2'], cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, PYTHON=PY, PORT='29531'))
+                          text=True, env=dict(os.environ, PYTHON=PY, PORT=str(free_port())))
     assert proc.returncode == 0, proc.stderr[-3000:]
     one = torch.load(tmp_path / 'one' / 'iter_2.pth', map_location='cpu', weights_only=False)
     two = torch.load(tmp_path / 'two' / 'iter_2.pth', map_location='cpu', weights_only=False)
