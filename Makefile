@@ -1,8 +1,10 @@
 # One-command set-up. Everything goes into $(VENV) (default: .venv in the repo).
 #   make install   install the pinned stack (first time ~15 min: mmcv builds from source)
-#   make demo      install if needed, generate demo data, train + evaluate the demo models
+#   make demo      install if needed, generate demo data, train + evaluate det / seg / pose
+#   make demo-all  the same for all five demos (also super-resolution and point clouds)
 #   make test      install if needed, run the test suite
-#   make docs      regenerate the generated tables of docs/ (plugins, backbone presets, model zoo)
+#   make docs      regenerate the generated tables of docs/ (plugins, backbone presets, model zoo,
+#                  troubleshooting)
 # Bring your own torch: make install TORCH_SPEC="torch==2.x.y" (or SKIP_TORCH=1 to keep the one you have).
 VENV       ?= .venv
 PYTHON     ?= python3
@@ -17,7 +19,7 @@ PINNED := -c requirements/runtime.txt
 STAMP := $(VENV)/.toolkit-installed
 REQS := requirements/runtime.txt requirements/tests.txt requirements/peers.txt setup.py Makefile
 
-.PHONY: install demo test test-fast docs
+.PHONY: install demo demo-all test test-fast docs
 
 install: $(STAMP)
 
@@ -45,10 +47,13 @@ test-fast: install
 	$(PY) -m pytest tests -q -m "not slow"
 
 demo: install
-	$(PY) tools/make_demo_data.py --out data/demo --tasks coco ade20k pose
 	$(PY) tools/demo.py det seg pose
+
+demo-all: install
+	$(PY) tools/demo.py det seg pose sr pcd
 
 docs: install
 	$(PY) tools/list_plugins.py --markdown > docs/plugins.md
 	$(PY) tools/analysis/backbone_table.py --out docs/backbones.md
 	$(PY) tools/analysis/model_zoo.py --out docs/model-zoo.md
+	$(PY) tools/analysis/troubleshooting.py --out docs/troubleshooting.md

@@ -14,8 +14,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 import plugins  # noqa: E402,F401  (registers modules, allow-lists mmengine checkpoints)
 from plugins.utils.config_checks import ConfigError  # noqa: E402
-from plugins.utils.tools import (DictAction, build_runner, load_config,  # noqa: E402
-                                 local_rank_env, run_tool, setup_distributed)
+from plugins.utils.tools import (DictAction, add_progress, build_runner,  # noqa: E402
+                                 load_config, local_rank_env, run_tool, setup_distributed)
 
 
 def parse_args(argv=None):
@@ -27,6 +27,8 @@ def parse_args(argv=None):
     parser.add_argument('--metrics-out', help='also write the metrics to this JSON file')
     parser.add_argument('--show', action='store_true', help='show predictions in a window')
     parser.add_argument('--show-dir', help='save images (or PLY / PNG files) with predictions')
+    parser.add_argument('--progress', action='store_true',
+                        help='print a progress line (batches done, time left) every few seconds')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds between --show images')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
@@ -76,8 +78,10 @@ def main(argv=None):
         enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
     if args.out:
         add_dump(cfg, args.out)
+    if args.progress:
+        add_progress(cfg)
     setup_distributed(cfg)
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, data_splits=('test', ))
     metrics = runner.test()
     if args.metrics_out and runner.rank == 0:
         with open(args.metrics_out, 'w') as f:

@@ -28,8 +28,12 @@ train_pipeline = [
     dict(type='PointShuffle'),
     dict(type='PackPointCloudInputs', feat_keys=('coord', 'color')),
 ]
+# the rooms' floor lies at z = 0, on a voxel boundary: centre the room (floor at the grid's
+# lowest layer) before voxelising, as the training pipeline does, or the floor's voxels straddle
+# two layers at test time only and read as something standing on the floor
 test_pipeline = [
     dict(type='LoadPointCloudFromFile'),
+    dict(type='PointCenterShift', apply_z=True),
     dict(type='PointNormalizeColor', mode='unit'),
     dict(type='PointTestTimeAug', voxel_size=voxel_size, mode='first',
          post=[dict(type='PointPositiveShift')]),

@@ -27,7 +27,8 @@ TRAIN_COLOUR = ('motorcycle_left', 'motorcycle_right', 'hubble_deep_field', 'imm
 TRAIN_GREY = ('camera', 'brick', 'grass', 'gravel', 'moon', 'coins', 'page', 'text')
 
 
-def _load(name: str) -> np.ndarray:
+def load_photograph(name: str) -> np.ndarray:
+    """A photograph that ships with scikit-image, as an RGB (or grey) uint8 array."""
     import skimage.data
     if name.startswith('motorcycle'):
         left, right, _ = skimage.data.stereo_motorcycle()
@@ -59,13 +60,13 @@ def make_sr_demo(out_dir: str, seed: int = 0, scale: int = 2, crop: int = 192,
     from plugins.tasks.sr.imresize import bicubic_degrade
     rng = np.random.RandomState(seed)
     for name in TEST_IMAGES:
-        hr = _load(name)
+        hr = load_photograph(name)
         hr = hr[:hr.shape[0] - hr.shape[0] % scale, :hr.shape[1] - hr.shape[1] % scale]
         _write(osp.join(out_dir, 'test', 'HR', f'{name}.png'), hr)
         _write(osp.join(out_dir, 'test', 'LR_bicubic', f'X{scale}', f'{name}x{scale}.png'),
                bicubic_degrade(hr, scale))
     for name in TRAIN_COLOUR + TRAIN_GREY:
-        img = _load(name)
+        img = load_photograph(name)
         h, w = img.shape[:2]
         size = min(crop, h - h % scale, w - w % scale)
         for k in range(crops_per_image):

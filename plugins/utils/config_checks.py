@@ -3,8 +3,10 @@
 - An unknown ``type`` names the registry it was looked up in and the nearest registered names.
 - A neck (or head) whose ``in_channels`` disagree with the backbone's outputs is reported with
   both lists, before the model is built and long before a shape error deep in a forward pass.
+- A misspelt argument of the backbone or neck names the nearest argument the class takes.
 """
 import difflib
+import inspect
 import re
 from typing import List, Optional
 
@@ -121,10 +123,52 @@ def check_channels(model_cfg) -> None:
                           f"backbone's out_indices).")
 
 
+def accepted_arguments(cls) -> Optional[List[str]]:
+    """The keyword arguments ``cls(...)`` takes: those of its ``__init__`` and, while an
+    ``__init__`` passes ``**kwargs`` on, of the classes above it. None when that chain ends
+    open-ended (``**kwargs`` that reach no class naming them)."""
+    names = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names += [p.name for p in params if p.name != 'self' and p.kind in (
+            p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+def check_arguments(module_cfg, where: str) -> None:
+    """Raise ConfigError for a key of ``module_cfg`` that its class does not take, naming the
+    nearest argument it does take."""
+    if not isinstance(module_cfg, dict) or not isinstance(module_cfg.get('type'), str):
+        return
+    with MODELS.switch_scope_and_registry(None) as registry:  # the config's default scope
+        cls = registry.get(module_cfg['type'])
+    accepted = accepted_arguments(cls) if inspect.isclass(cls) else None
+    if accepted is None:
+        return
+    unknown = [k for k in module_cfg if k not in ('type', '_scope_') and k not in accepted]
+    if not unknown:
+        return
+    name = unknown[0]
+    hints = difflib.get_close_matches(name, accepted, n=3, cutoff=0.6)
+    hint = f' Did you mean {", ".join(repr(h) for h in hints)}?' if hints else ''
+    raise ConfigError(f'{where}: {cls.__name__} takes no argument {name!r}.{hint} '
+                      f'{cls.__name__} takes: {", ".join(accepted)}.')
+
+
 def check_model_config(cfg) -> None:
     """All checks that need only the config (run under the config's default scope)."""
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmengine')):
         try:
+            for key in ('backbone', 'neck'):
+                check_arguments(cfg.model.get(key), f'model.{key}')
             check_channels(cfg.model)
         except KeyError as err:
             msg = explain_missing_type(err, cfg)

@@ -9,6 +9,8 @@ from mmengine.config import Config, DictAction  # noqa: F401  (re-exported for t
 
 from .checkpoint import CheckpointError, check_checkpoint_path
 from .config_checks import ConfigError, check_model_config, explain_missing_type
+from .data_checks import DataError, build_checked_dataloaders, check_data_paths
+from .fault_tolerance import NonFiniteLossError
 
 
 def load_config(path: str, cfg_options=None, work_dir=None, launcher='none') -> Config:
@@ -103,29 +105,43 @@ def _replace_norm(node, old, new):
     return node
 
 
-def build_runner(cfg: Config):
-    """Run the config checks, then build mmengine's Runner, with clear errors for bad input."""
+def build_runner(cfg: Config, data_splits=()):
+    """Run the config checks, then build mmengine's Runner, with clear errors for bad input.
+
+    ``data_splits`` (e.g. ``('train', 'val')``): data sets to check and build now rather than
+    when the loop starts (see plugins/utils/data_checks.py).
+    """
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     check_model_config(cfg)
     if cfg.get('load_from'):
         check_checkpoint_path(cfg.load_from)
+    check_data_paths(cfg, data_splits)
     try:
-        if 'runner_type' in cfg:
-            return RUNNERS.build(cfg)
-        return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     except KeyError as err:
         msg = explain_missing_type(err, cfg)
         if msg is None:
             raise
         raise ConfigError(msg) from None
+    build_checked_dataloaders(runner, data_splits)
+    return runner
+
+
+def add_progress(cfg: Config) -> None:
+    """Print a progress line every few seconds (``--progress``; see plugins/utils/progress.py)."""
+    custom = list(cfg.get('custom_hooks') or [])
+    if not any(isinstance(h, dict) and h.get('type') == 'ProgressHook' for h in custom):
+        custom.append(dict(type='ProgressHook'))
+    cfg.custom_hooks = custom
 
 
 def run_tool(main) -> None:
-    """Call ``main()``; a ConfigError or CheckpointError ends the tool with its message, exit 2."""
+    """Call ``main()``; a ConfigError, DataError, CheckpointError or NonFiniteLossError ends the
+    tool with its message, exit 2."""
     try:
         main()
-    except (ConfigError, CheckpointError) as err:
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError) as err:
         print(f'error: {err}', file=sys.stderr)
         sys.exit(2)
 

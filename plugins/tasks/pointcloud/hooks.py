@@ -1,8 +1,10 @@
-"""Saving test predictions of point clouds as coloured PLY files (``tools/test.py --show-dir``)."""
+"""Saving test predictions of point clouds (``tools/test.py --show-dir``): coloured PLY files for
+a 3-D viewer, and PNG top views coloured by class to look at without one."""
 import os
 import os.path as osp
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 from mmengine.hooks import Hook
 
@@ -26,9 +28,64 @@ def write_ply(path: str, xyz: np.ndarray, rgb: np.ndarray, labels: Optional[np.n
         f.write(data.tobytes())
 
 
+def draw_top_view(xyz: np.ndarray, rgb: np.ndarray, classes: Sequence[str] = (),
+                  palette: Optional[np.ndarray] = None, size: int = 512) -> np.ndarray:
+    """A top view (looking down the z axis) of coloured points, as an H x W x 3 RGB image.
+
+    Each pixel shows its highest point (box tops hide the floor under them). The pixel is three
+    times the mean point spacing, so surfaces show with few holes, and the image is scaled to
+    ``size`` pixels on its longer side. ``classes`` and ``palette`` add a legend below.
+    """
+    xy = xyz[:, :2].astype(np.float64)
+    low, extent = xy.min(0), np.maximum(xy.max(0) - xy.min(0), 1e-6)
+    pixel = 3 * np.sqrt(extent[0] * extent[1] / max(len(xy), 1))
+    cols, rows = (np.ceil(extent / pixel).astype(int) + 1)
+    col = ((xy[:, 0] - low[0]) / pixel).astype(int)
+    row = rows - 1 - ((xy[:, 1] - low[1]) / pixel).astype(int)  # y up
+    flat = row * cols + col
+    order = np.lexsort((xyz[:, 2], flat))  # by pixel, then height: each group's last is the top
+    top = order[np.r_[flat[order][1:] != flat[order][:-1], True]]
+    image = np.full((rows * cols, 3), 255, np.uint8)
+    image[flat[top]] = rgb[top]
+    scale = size / max(rows, cols)
+    image = cv2.resize(image.reshape(rows, cols, 3), (max(int(cols * scale), 1),
+                       max(int(rows * scale), 1)), interpolation=cv2.INTER_NEAREST)
+    if classes and palette is not None:
+        image = np.concatenate([image, _legend(image.shape[1], classes, palette)])
+    return image
+
+
+def _legend(width: int, classes: Sequence[str], palette: np.ndarray) -> np.ndarray:
+    """Colour swatches and class names, in rows of the image's width."""
+    line, x, rows = 22, 6, [[]]
+    for i, name in enumerate(classes):
+        w = 20 + cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0] + 12
+        if x + w > width and rows[-1]:
+            rows.append([])
+            x = 6
+        rows[-1].append((x, i, name))
+        x += w
+    legend = np.full((line * len(rows) + 4, width, 3), 255, np.uint8)
+    for r, items in enumerate(rows):
+        y = r * line + 4
+        for x, i, name in items:
+            legend[y + 3:y + 17, x:x + 14] = palette[i]
+            cv2.putText(legend, name, (x + 18, y + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+    return legend
+
+
+def write_top_view(path: str, xyz: np.ndarray, rgb: np.ndarray, classes: Sequence[str] = (),
+                   palette: Optional[np.ndarray] = None) -> None:
+    """:func:`draw_top_view` written as a PNG file."""
+    image = draw_top_view(xyz, rgb, classes, palette)
+    cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
 @HOOKS.register_module()
 class PointCloudVisualizationHook(Hook):
-    """Write each test cloud's prediction to ``test_out_dir/<name>_pred.ply`` (and ``_gt.ply``).
+    """Write each test cloud's prediction to ``test_out_dir/<name>_pred.ply`` (and ``_gt.ply``),
+    and its top view coloured by class to ``<name>_pred.png`` (and ``_gt.png``).
 
     mmdet's convention, driven by ``tools/test.py --show-dir D``: ``draw`` turns it on,
     ``test_out_dir`` says where (relative paths go under the run's ``work_dir/timestamp``).
@@ -48,6 +105,10 @@ class PointCloudVisualizationHook(Hook):
             palette = np.random.RandomState(0).randint(0, 256, (max(num, 1), 3))
         return np.asarray(palette, dtype=np.uint8)
 
+    def _classes(self, runner) -> Sequence[str]:
+        meta = getattr(runner.test_dataloader.dataset, 'metainfo', {}) or {}
+        return tuple(meta.get('classes') or ())
+
     def after_test_iter(self, runner, batch_idx: int, data_batch=None,
                         outputs: Optional[Sequence] = None) -> None:
         if not self.draw or not outputs:
@@ -64,9 +125,14 @@ class PointCloudVisualizationHook(Hook):
             gt = sample.gt_labels.numpy() if 'gt_labels' in sample else None
             num = int(max(pred.max(initial=0), 0 if gt is None else
                           gt[gt != ignore].max(initial=0))) + 1
-            palette = self._palette(runner, num)
+            classes = self._classes(runner)
+            palette = self._palette(runner, max(num, len(classes)))
             name = sample.metainfo.get('name', f'{batch_idx:06d}_{i}')
             write_ply(osp.join(out_dir, f'{name}_pred.ply'), xyz, palette[pred], pred)
+            write_top_view(osp.join(out_dir, f'{name}_pred.png'), xyz, palette[pred], classes,
+                           palette)
             if self.with_gt and gt is not None and len(gt) == len(xyz):
                 colors = np.where((gt == ignore)[:, None], 0, palette[np.minimum(gt, num - 1)])
-                write_ply(osp.join(out_dir, f'{name}_gt.ply'), xyz, colors.astype(np.uint8), gt)
+                colors = colors.astype(np.uint8)
+                write_ply(osp.join(out_dir, f'{name}_gt.ply'), xyz, colors, gt)
+                write_top_view(osp.join(out_dir, f'{name}_gt.png'), xyz, colors, classes, palette)

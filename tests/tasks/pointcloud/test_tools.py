@@ -5,6 +5,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -103,7 +105,28 @@ def test_train_then_test_demo_config_through_the_tools(tmp_path):
                             cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     log = result.stdout + result.stderr
     assert 'pcd/mIoU:' in log and 'pcd/mAcc:' in log and 'pcd/OA:' in log
-    plys = sorted(os.listdir(show))
-    assert plys == ['room_0_gt.ply', 'room_0_pred.ply']
+    files = sorted(os.listdir(show))
+    assert files == ['room_0_gt.ply', 'room_0_gt.png', 'room_0_pred.ply', 'room_0_pred.png']
     with open(show / 'room_0_pred.ply', 'rb') as f:
         assert f.read(3) == b'ply'
+    assert cv2.imread(str(show / 'room_0_pred.png')).ndim == 3
+
+
+def test_top_view_shows_the_highest_point_of_each_pixel():
+    from plugins.tasks.pointcloud.hooks import draw_top_view
+    g = np.random.RandomState(0)
+    floor = np.c_[g.rand(4000, 2) * 4, np.zeros(4000)]  # a 4 m x 4 m floor
+    box = np.c_[1 + g.rand(1000, 2), np.ones(1000)]  # the 1 m x 1 m top of a box at 1 m
+    red, blue = (255, 0, 0), (0, 0, 255)
+    rgb = np.array([red] * 4000 + [blue] * 1000, np.uint8)
+    image = draw_top_view(np.r_[floor, box], rgb, size=200)
+    height, width = image.shape[:2]
+    assert max(height, width) == 200 and abs(height - width) <= 4
+
+    def colour_at(x, y):
+        return tuple(image[int((1 - y / 4) * (height - 1)), int(x / 4 * (width - 1))])
+
+    assert colour_at(1.5, 1.5) == blue and colour_at(3, 3) == red and colour_at(0.5, 3.5) == red
+    legend = draw_top_view(np.r_[floor, box], rgb, ('floor', 'box'), np.array([red, blue]),
+                           size=200)
+    assert legend.shape[0] > height and (legend[height:] == blue).all(-1).any()
