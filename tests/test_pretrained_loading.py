@@ -37,7 +37,7 @@ def test_a_release_of_a_wider_preset_is_refused_with_shapes_and_its_preset(tmp_p
 
 
 @pytest.mark.parametrize('file_arch,model_arch,sign', [('b3', 'b2', 'layers this model does not'),
-                                                       ('b2', 'b3', 'it lacks')])
+                                                       ('b2', 'b3', 'It lacks')])
 def test_a_release_of_a_deeper_or_shallower_preset_of_the_same_widths_is_refused(
         tmp_path, file_arch, model_arch, sign):
     """VAN-B3 into B2 loaded "624/624, unused 478" before: the extra blocks now refuse it."""

@@ -352,10 +352,10 @@ def _refusal(module, checkpoint, report, state) -> str:
         shown = '; '.join(f'{k}: file {a} vs model {b}' for k, a, b in report['mismatched'][:3])
         lines.append(f'{len(report["mismatched"])} tensors have other shapes ({shown}).')
     if report['extra_blocks']:
-        lines.append(f'it holds {len(report["extra_blocks"])} tensors of layers this model does '
+        lines.append(f'It holds {len(report["extra_blocks"])} tensors of layers this model does '
                      f'not have ({_short_list(report["extra_blocks"], 3)}).')
     if report['absent_blocks']:
-        lines.append(f'it lacks {len(report["absent_blocks"])} tensors of layers this model has '
+        lines.append(f'It lacks {len(report["absent_blocks"])} tensors of layers this model has '
                      f'({_short_list(report["absent_blocks"], 3)}).')
     preset = guess_preset(module, state)
     if preset is not None:
