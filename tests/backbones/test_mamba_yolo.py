@@ -1,5 +1,6 @@
-"""Mamba-YOLO: the official checkpoint layout (Ultralytics ``model.N.`` keys) through the converters,
-and the architecture's own mechanisms (Vision Clue Merge on odd sizes, the ODSSBlock's SS2D).
+"""Mamba-YOLO: the official checkpoint layout (Ultralytics ``model.N.`` keys) through the
+converters, and the architecture's own mechanisms (Vision Clue Merge on odd sizes, the
+ODSSBlock's SS2D).
 
 The official state dict is written here from the official modules' parameter names and shapes
 (``ultralytics/nn/modules/mamba_yolo.py``: VSSBlock, XSSBlock, SS2D, LSBlock, RGBlock, SimpleStem,
@@ -86,7 +87,8 @@ def official_shapes(preset, num_classes=80):
     for layer, cin, cout in ((2, c2, c3), (4, c3, c4), (6, c4, c5)):
         s.update({**conv(f'model.{layer}.pw_linear.0', 4 * cin, cout, 1),
                   **bn(f'model.{layer}.pw_linear.1', cout)})
-    s.update({**yolo_conv('model.8.cv1', c5, c5 // 2, 1), **yolo_conv('model.8.cv2', 2 * c5, c5, 1)})
+    s.update({**yolo_conv('model.8.cv1', c5, c5 // 2, 1),
+              **yolo_conv('model.8.cv2', 2 * c5, c5, 1)})
     s.update(xss_block('model.11', c5 + c4, c4, n))
     s.update(xss_block('model.14', c4 + c3, c3, n))
     s.update(yolo_conv('model.15', c3, c3, 3))
@@ -150,7 +152,8 @@ def test_official_checkpoint_loads_into_the_backbone_and_reports_the_rest(tmp_pa
     backbone = MambaYOLO('t', init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     backbone.init_weights()
     state = backbone.state_dict()
-    assert torch.equal(state['stages.3.sppf.cv2.bn.running_var'], official['model.8.cv2.bn.running_var'])
+    assert torch.equal(state['stages.3.sppf.cv2.bn.running_var'],
+                       official['model.8.cv2.bn.running_var'])
     assert torch.equal(state['stages.0.blocks.0.norm.weight'], official['model.1.norm.norm.weight'])
     report = load_pretrained(MambaYOLO('t'), str(path), convert=get_converter('mamba_yolo'))
     assert report['missing'] == [] and report['mismatched'] == []

@@ -148,7 +148,7 @@ class YOLOv8Head(BaseDenseHead):
         boxes = distance2bbox(points, sides * strides)
         return points, strides, logits, dists, boxes
 
-    # ---- training ---------------------------------------------------------------------------------
+    # ---- training -------------------------------------------------------------------------------
     def _targets(self, points, logits, boxes, gt: InstanceData):
         """One image: class targets (A, C), box targets (A, 4), foreground mask (A,)."""
         pred = InstanceData(priors=torch.cat([points, points], dim=1), bboxes=boxes.detach(),
@@ -192,7 +192,7 @@ class YOLOv8Head(BaseDenseHead):
         return dict(loss_cls=loss_cls * scale, loss_bbox=loss_bbox * scale,
                     loss_dfl=loss_dfl * scale)
 
-    # ---- inference --------------------------------------------------------------------------------
+    # ---- inference ------------------------------------------------------------------------------
     def predict_by_feat(self, cls_scores: List[Tensor], bbox_dists: List[Tensor],
                         batch_img_metas: Optional[List[dict]] = None, cfg=None,
                         rescale: bool = False, with_nms: bool = True) -> List[InstanceData]:
@@ -207,9 +207,8 @@ class YOLOv8Head(BaseDenseHead):
                 keep = img_scores.amax(-1).topk(nms_pre).indices
                 img_boxes, img_scores = img_boxes[keep], img_scores[keep]
             height, width = meta['img_shape'][:2]
-            img_boxes = torch.stack([img_boxes[:, 0].clamp(0, width), img_boxes[:, 1].clamp(0, height),
-                                     img_boxes[:, 2].clamp(0, width),
-                                     img_boxes[:, 3].clamp(0, height)], dim=1)
+            limit = img_boxes.new_tensor([width, height, width, height])
+            img_boxes = torch.minimum(img_boxes.clamp(min=0), limit)
             if rescale:
                 img_boxes = img_boxes / img_boxes.new_tensor(meta['scale_factor']).repeat(2)
             padded = torch.cat([img_scores, img_scores.new_zeros(img_scores.shape[0], 1)], 1)
