@@ -27,6 +27,9 @@ DEMOS = {
     'pose': dict(config='configs/grouppose/grouppose_r18_demo-coco.py', data='pose',
                  metric='coco/AP', target=0.20,
                  about='Group Pose + ResNet-18 from scratch, COCO-keypoints figures, OKS AP'),
+    'yolo': dict(config='configs/mamba_yolo/mamba-yolo-t_pafpn_demo-coco.py', data='coco',
+                 metric='coco/bbox_mAP', target=0.30,
+                 about='Mamba-YOLO-T from scratch, COCO-format shapes, pycocotools bbox mAP'),
 }
 
 
