@@ -1,7 +1,7 @@
 # One-command set-up. Everything goes into $(VENV) (default: .venv in the repo).
 #   make install   install the pinned stack (first time ~15 min: mmcv builds from source)
 #   make demo      install if needed, generate demo data, train + evaluate det / seg / pose
-#   make demo-all  the same for all five demos (also super-resolution and point clouds)
+#   make demo-all  all six demos (also super-resolution, point clouds and Mamba-YOLO)
 #   make test      install if needed, run the test suite
 #   make docs      regenerate the generated tables of docs/ (plugins, backbone presets, model zoo,
 #                  troubleshooting)
@@ -50,7 +50,7 @@ demo: install
 	$(PY) tools/demo.py det seg pose
 
 demo-all: install
-	$(PY) tools/demo.py det seg pose sr pcd
+	$(PY) tools/demo.py det seg pose sr pcd yolo
 
 docs: install
 	$(PY) tools/list_plugins.py --markdown > docs/plugins.md

@@ -9,7 +9,8 @@ import plugins.registry as toolkit
 from plugins.utils.config_checks import suggest_types
 
 LIBRARIES = ('mmdet', 'mmseg', 'mmpose')
-REGISTRIES = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS')
+REGISTRIES = ('MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'VISUALIZERS',
+              'TASK_UTILS')
 
 
 def toolkit_names(root):

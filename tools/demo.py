@@ -49,6 +49,9 @@ DEMOS = {
     'pcd': dict(config='configs/condaformer/condaformer_demo-semseg.py', data='pointcloud',
                 metric='pcd/mIoU', target=0.50,
                 about='ConDaFormer from scratch on generated rooms (S3DIS layout), point mIoU'),
+    'yolo': dict(config='configs/mamba_yolo/mamba-yolo-t_pafpn_demo-coco.py', data='coco',
+                 metric='coco/bbox_mAP', target=0.30,
+                 about='Mamba-YOLO-T from scratch, COCO-format shapes, pycocotools bbox mAP'),
 }
 # every demo: a fixed seed, and no evaluation during training (tools/test.py evaluates once)
 TRAIN_OPTIONS = ['randomness.seed=0', 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']

@@ -2,7 +2,7 @@
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_activation_layer
+from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch.nn.init import trunc_normal_
 
 
@@ -11,6 +11,23 @@ class ChannelLayerNorm(nn.LayerNorm):
 
     def forward(self, x):
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvNormAct(nn.Module):
+    """Convolution (no bias), norm, activation, with 'same' padding (keys ``conv``, ``bn``): the
+    ``Conv`` brick of Ultralytics YOLO (SiLU). Unlike mmcv's ``ConvModule`` it keeps PyTorch's
+    default initialisation, as Ultralytics does."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
+                 norm_cfg=dict(type='BN'), act_cfg=dict(type='SiLU')):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+                              bias=False)
+        self.bn = build_norm_layer(norm_cfg, out_channels)[1]
+        self.act = build_activation_layer(act_cfg)
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
 
 
 class TokenMlp(nn.Module):

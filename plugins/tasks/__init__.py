@@ -2,4 +2,4 @@
 
 Each sub-package registers its models, datasets, transforms, metrics and hooks on import.
 """
-from . import pointcloud, pose, sr  # noqa: F401
+from . import pointcloud, pose, sr, yolo  # noqa: F401
