@@ -82,9 +82,13 @@ class NeighborhoodAttention2d(nn.Module):
     def attention_macs(self, x: torch.Tensor) -> int:
         """Multiply-adds of the neighborhood products on ``x`` as the NAT papers count them:
         ``k x k`` keys per query (fewer on an axis shorter than the kernel), for q.k and a.v
-        (see :func:`plugins.utils.flops.count_flops`)."""
+        (see :func:`plugins.utils.flops.count_flops`). With ``small_map='pad'`` that is the padded
+        map the official models compute on."""
         b, c, h, w = x.shape
-        keys = min(self.kernel_size[0], h) * min(self.kernel_size[1], w)
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+        if self.small_map == 'pad':
+            h, w = max(h, kh * dh), max(w, kw * dw)
+        keys = min(kh, h) * min(kw, w)
         return 2 * b * h * w * keys * c
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -542,7 +542,8 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     An axis of a dilation group shorter than the kernel attends to the whole of that axis
     (NATTEN refuses ``k * delta > H``; callers such as the mixers clamp dilation instead).
     Stride 1 with every dilation group at least ``k`` long (NAT, DiNAT) takes the banded path, any
-    other call the generic one (module docstring); both give the same numbers.
+    other call (and any call under a tracer: jit, ``torch.compile``, ``torch.export``, ONNX) the
+    generic one (module docstring); both give the same numbers.
 
     Complexity: ``O(B heads H W k^2 d)`` time at a constant factor of
     ``(Th+k-1)(Tw+k-1) / k^2`` wasted (masked) logits; memory ``O(B heads H W k^2)``.
@@ -566,13 +567,21 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           v.transpose(1, 3).transpose(1, 2), kernel_size=kernel, stride=strd,
                           dilation=dil, scale=scale)
         return out.permute(0, 3, 1, 2, 4)  # B H W heads d -> B heads H W d
-    if _banded_applies(h, w, kernel, dil, strd):
+    if _banded_applies(h, w, kernel, dil, strd) and not _tracing():
         plan = _band_plan(h, w, kernel, dil, to_pair(tile, 'tile') if tile else _BAND_TILE)
         keep = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (q, k, v, rpb))
         return _BandedNeighborhoodAttention.apply(q, k, v, rpb, plan, scale, keep)
     return _generic_na(q, k, v, kernel, dil, strd, rpb, scale,
                        to_pair(tile, 'tile') if tile else _DEFAULT_TILE)
+
+
+def _tracing() -> bool:
+    """Whether a tracer records this call (jit trace, ``torch.compile`` / ``torch.export``, ONNX
+    export): they take the generic path, plain tensor ops on index tables, which every tracer
+    records (the banded path's custom autograd function and strided views are eager-only)."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or \
+        torch.onnx.is_in_onnx_export()
 
 
 def _generic_na(q, k, v, kernel, dil, strd, rpb, scale, tile):

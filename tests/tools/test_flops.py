@@ -9,10 +9,25 @@ from plugins.utils.flops import count_flops
 
 
 def test_neighborhood_attention_counts_k_by_k_keys_per_query():
-    mixer = NeighborhoodAttention2d(32, 2, kernel_size=7).eval()
+    mixer = NeighborhoodAttention2d(32, 2, kernel_size=7, small_map='clamp').eval()
     x = torch.rand(1, 32, 20, 5)  # W shorter than the kernel: 5 keys on that axis
     linears = 20 * 5 * (32 * 96 + 32 * 32)  # qkv and proj
     assert count_flops(mixer, (x, )) == linears + 2 * 20 * 5 * (7 * 5) * 32
+
+
+def test_neighborhood_attention_on_a_padded_small_map_counts_the_padded_map():
+    mixer = NeighborhoodAttention2d(32, 2, kernel_size=7).eval()  # small_map='pad'
+    x = torch.rand(1, 32, 20, 5)  # qkv and attention on 20 x 7, proj on the 20 x 5 output
+    linears = 20 * 7 * 32 * 96 + 20 * 5 * 32 * 32
+    assert count_flops(mixer, (x, )) == linears + 2 * 20 * 7 * (7 * 7) * 32
+
+
+def test_scaled_dot_product_attention_counts_both_products():
+    from plugins.mixers.global_attention import GlobalSelfAttention
+    x = torch.rand(1, 32, 6, 7)
+    n = 6 * 7
+    linears = n * 32 * 96 + n * 32 * 32
+    assert count_flops(GlobalSelfAttention(32, 2).eval(), (x, )) == linears + 2 * n * n * 32
 
 
 def test_nat_mini_matches_the_paper():
