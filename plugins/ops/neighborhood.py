@@ -32,6 +32,7 @@ Neither ever materialises ``tokens^2`` logits.
 import functools
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
 from .utils import to_pair
@@ -57,10 +58,18 @@ def neighborhood_window_starts(length: int, kernel_size: int, stride: int = 1) -
     ``clamp(leader - k // 2, 0, L - k)``, so it is shifted inward at the borders. When the axis is
     shorter than the kernel (``L < k``) the window is the whole axis.
     """
-    i = torch.arange(length)
-    leader = torch.clamp((i // stride) * stride + stride // 2, max=length - 1)
-    return torch.clamp(leader - kernel_size // 2, min=0, max=max(length - kernel_size, 0))
+    return torch.from_numpy(_window_starts(length, kernel_size, stride))
 
+
+def _window_starts(length: int, kernel: int, stride: int) -> np.ndarray:
+    i = np.arange(length)
+    leader = np.minimum((i // stride) * stride + stride // 2, length - 1)
+    return np.clip(leader - kernel // 2, 0, max(length - kernel, 0))
+
+
+# The generic path's tables are built with numpy: tracers (torch.export's fake tensors,
+# make_fx's proxies) intercept torch operations, not numpy ones, so the cached tables stay
+# concrete whoever asks for them first, and enter a traced graph as constants.
 
 def _axis_tables(length: int, kernel: int, dilation: int, stride: int, tile: int):
     """Tiling of one axis: for every query tile (over all dilation groups) the original positions
@@ -71,7 +80,7 @@ def _axis_tables(length: int, kernel: int, dilation: int, stride: int, tile: int
     for a in range(min(dilation, length)):
         n = len(range(a, length, dilation))
         ke = min(kernel, n)
-        ws = neighborhood_window_starts(n, kernel, stride)
+        ws = _window_starts(n, kernel, stride)
         nt = -(-n // tile)
         for t in range(nt):
             lo, hi = t * tile, min(t * tile + tile, n)
@@ -81,29 +90,29 @@ def _axis_tables(length: int, kernel: int, dilation: int, stride: int, tile: int
     for a, n, ke, ws, nt in groups:
         span_a = min(span, n)
         for t in range(nt):
-            qi = torch.arange(t * tile, t * tile + tile)
-            qvalid = qi < n
-            qc = torch.clamp(qi, max=n - 1)  # padded queries copy the last query's window
+            qi = np.arange(t * tile, t * tile + tile)
+            qc = np.minimum(qi, n - 1)  # padded queries copy the last query's window
             start = max(0, min(int(ws[t * tile]), n - span))
-            ki = start + torch.arange(span)
-            kvalid = torch.arange(span) < span_a
+            ki = start + np.arange(span)
+            kvalid = np.arange(span) < span_a
             wq = ws[qc]
             ok = (ki[None, :] >= wq[:, None]) & (ki[None, :] < wq[:, None] + ke) & kvalid[None, :]
-            rows_q.append(torch.where(qvalid, a + dilation * qi, -1))
-            rows_k.append(torch.where(kvalid, a + dilation * ki, 0))
+            rows_q.append(np.where(qi < n, a + dilation * qi, -1))
+            rows_k.append(np.where(kvalid, a + dilation * ki, 0))
             rows_ok.append(ok)
-            rows_rel.append(torch.clamp(ki[None, :] - qc[:, None] + kernel - 1, 0, 2 * kernel - 2))
-    return (torch.stack(rows_q), torch.stack(rows_k), torch.stack(rows_ok), torch.stack(rows_rel))
+            rows_rel.append(np.clip(ki[None, :] - qc[:, None] + kernel - 1, 0, 2 * kernel - 2))
+    return np.stack(rows_q), np.stack(rows_k), np.stack(rows_ok), np.stack(rows_rel)
 
 
-def _row_patterns(ok: torch.Tensor, rel: torch.Tensor):
+def _row_patterns(ok: np.ndarray, rel: np.ndarray):
     """Ids of the distinct (mask, offsets) patterns of one axis's tiles, and one of each."""
-    key = torch.cat([ok.flatten(1).long(), rel.flatten(1)], dim=1)
-    uniq, ids = torch.unique(key, dim=0, return_inverse=True)
-    first = torch.stack([(ids == u).nonzero()[0, 0] for u in range(len(uniq))])
-    return ids, ok[first], rel[first]
+    key = np.concatenate([ok.reshape(len(ok), -1).astype(np.int64), rel.reshape(len(rel), -1)],
+                         axis=1)
+    _, first, ids = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return ids.reshape(-1), ok[first], rel[first]
 
 
+@torch.compiler.disable  # built eagerly (torch.compile would trace the numpy into its graph)
 @functools.lru_cache(maxsize=8)
 def _tables(height: int, width: int, kernel: Tuple[int, int], dilation: Tuple[int, int],
             stride: Tuple[int, int], tile: Tuple[int, int]):
@@ -121,28 +130,27 @@ def _tables(height: int, width: int, kernel: Tuple[int, int], dilation: Tuple[in
     ids_h, okh, relh = _row_patterns(okh, relh)
     ids_w, okw, relw = _row_patterns(okw, relw)
     pattern = (ids_h[:, None] * len(okw) + ids_w[None, :]).reshape(-1)   # per tile, (Rh*Rw)
-    order = torch.argsort(pattern, stable=True)
+    order = np.argsort(pattern, kind='stable')
     # (Rh, Rw, Th, Tw) flat query index; -1 marks a padded query slot
     qvalid = (qh[:, None, :, None] >= 0) & (qw[None, :, None, :] >= 0)
-    qflat = torch.where(qvalid, qh[:, None, :, None] * width + qw[None, :, None, :], 0)
+    qflat = np.where(qvalid, qh[:, None, :, None] * width + qw[None, :, None, :], 0)
     qflat = qflat.reshape(rh * rw, -1)[order].reshape(-1)
     valid = qvalid.reshape(rh * rw, -1)[order].reshape(-1)
     kflat = (kh[:, None, :, None] * width + kw[None, :, None, :]).reshape(rh * rw, -1)
     kflat = kflat[order].reshape(-1)
-    inverse = torch.empty(height * width, dtype=torch.long)
-    inverse[qflat[valid]] = torch.arange(qflat.numel())[valid]
+    inverse = np.empty(height * width, dtype=np.int64)
+    inverse[qflat[valid]] = np.arange(qflat.size)[valid]
     # per pattern: additive 0 / -inf mask (P, Th*Tw, Kh*Kw), rows and columns separable, and the
     # flat index into a (2k-1)^2 relative position bias table, same layout
-    mask = torch.where(okh[:, None, :, None, :, None] & okw[None, :, None, :, None, :], 0.0,
-                       float('-inf')).reshape(len(okh) * len(okw), th * tw, -1)
+    mask = np.where(okh[:, None, :, None, :, None] & okw[None, :, None, :, None, :], 0.0,
+                    -np.inf).astype(np.float32).reshape(len(okh) * len(okw), th * tw, -1)
     rel = (relh[:, None, :, None, :, None] * (2 * kernel[1] - 1)
            + relw[None, :, None, :, None, :]).reshape(len(okh) * len(okw), th * tw, -1)
     sorted_pattern = pattern[order]
-    bounds = [0] + (torch.nonzero(sorted_pattern[1:] != sorted_pattern[:-1])[:, 0] + 1).tolist()
+    bounds = [0] + (np.nonzero(sorted_pattern[1:] != sorted_pattern[:-1])[0] + 1).tolist()
     runs = [(s, e, int(sorted_pattern[s])) for s, e in zip(bounds, bounds[1:] + [rh * rw])]
     return dict(qflat=qflat, kflat=kflat, inverse=inverse, mask=mask, rel=rel, runs=runs,
                 grid=(rh, rw), tile=(th, tw), span=(kh.shape[1], kw.shape[1]))
-
 
 
 # ---------------------------------------------------------------------------- banded path
@@ -541,9 +549,9 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
     An axis of a dilation group shorter than the kernel attends to the whole of that axis
     (NATTEN refuses ``k * delta > H``; callers such as the mixers clamp dilation instead).
-    Stride 1 with every dilation group at least ``k`` long (NAT, DiNAT) takes the banded path, any
-    other call (and any call under a tracer: jit, ``torch.compile``, ``torch.export``, ONNX) the
-    generic one (module docstring); both give the same numbers.
+    Stride 1 with every dilation group at least ``k`` long (NAT, DiNAT) takes the banded path (run
+    eagerly inside ``torch.compile``), any other call and any call a graph is traced from (jit,
+    ``torch.export``, ONNX) the generic one (module docstring); both give the same numbers.
 
     Complexity: ``O(B heads H W k^2 d)`` time at a constant factor of
     ``(Th+k-1)(Tw+k-1) / k^2`` wasted (masked) logits; memory ``O(B heads H W k^2)``.
@@ -571,24 +579,30 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         plan = _band_plan(h, w, kernel, dil, to_pair(tile, 'tile') if tile else _BAND_TILE)
         keep = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (q, k, v, rpb))
-        return _BandedNeighborhoodAttention.apply(q, k, v, rpb, plan, scale, keep)
+        return _banded(q, k, v, rpb, plan, scale, keep)
     return _generic_na(q, k, v, kernel, dil, strd, rpb, scale,
                        to_pair(tile, 'tile') if tile else _DEFAULT_TILE)
 
 
 def _tracing() -> bool:
-    """Whether a tracer records this call (jit trace, ``torch.compile`` / ``torch.export``, ONNX
-    export): they take the generic path, plain tensor ops on index tables, which every tracer
-    records (the banded path's custom autograd function and strided views are eager-only)."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling() or \
+    """Whether a tracer records this call into a graph (jit trace, ``torch.export``, ONNX
+    export): they take the generic path, plain tensor ops on index tables (the banded path's
+    custom autograd function and strided views run eagerly only). ``torch.compile`` runs the
+    banded path eagerly inside the compiled model (a graph break, :func:`_banded`)."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting() or \
         torch.onnx.is_in_onnx_export()
+
+
+@torch.compiler.disable  # torch.compile: a graph break, the banded kernel runs eagerly
+def _banded(q, k, v, rpb, plan, scale, keep):
+    return _BandedNeighborhoodAttention.apply(q, k, v, rpb, plan, scale, keep)
 
 
 def _generic_na(q, k, v, kernel, dil, strd, rpb, scale, tile):
     """The generic tiled path (any stride, axes shorter than the kernel), autograd's backward."""
     b, nh, h, w, d = q.shape
     dv = v.shape[-1]
-    tiles = _tables(h, w, kernel, dil, strd, tile)
+    tiles = _tables(int(h), int(w), kernel, dil, strd, tile)  # ints also under jit tracing
     dev = q.device
     rh, rw = tiles['grid']
     th, tw = tiles['tile']
@@ -599,16 +613,17 @@ def _generic_na(q, k, v, kernel, dil, strd, rpb, scale, tile):
     # that a run of tiles is one contiguous slice: (B*heads*H*W, d) -> query tiles
     # (R, B*heads, Th*Tw, d) and key rectangles (R, B*heads, Kh*Kw, d)
     base = torch.arange(bh, device=dev)[None, :, None] * (h * w)
-    qidx = (tiles['qflat'].to(dev).view(n_tiles, 1, -1) + base).view(-1)
-    kidx = (tiles['kflat'].to(dev).view(n_tiles, 1, -1) + base).view(-1)
+    qidx = (_constant(tiles['qflat'], dev).view(n_tiles, 1, -1) + base).view(-1)
+    kidx = (_constant(tiles['kflat'], dev).view(n_tiles, 1, -1) + base).view(-1)
     qt = q.reshape(bh * h * w, d).index_select(0, qidx).view(n_tiles, bh, th * tw, d)
     kt = k.reshape(bh * h * w, d).index_select(0, kidx).view(n_tiles, bh, kh * kw, d)
     vt = v.reshape(bh * h * w, dv).index_select(0, kidx).view(n_tiles, bh, kh * kw, dv)
     # one additive bias per tile pattern (window mask, + NAT Eq. 2's B(i, j) looked up by the
     # relative offset in the dilation group): (P, 1 or B*heads, Th*Tw, Kh*Kw)
-    bias = tiles['mask'].to(dev, q.dtype)[:, None]
+    bias = _constant(tiles['mask'], dev).to(q.dtype)[:, None]
     if rpb is not None:
-        bias = rpb.reshape(nh, -1)[:, tiles['rel'].to(dev)].to(q.dtype).transpose(0, 1) + bias
+        bias = rpb.reshape(nh, -1)[:, _constant(tiles['rel'], dev)].to(q.dtype).transpose(0, 1) + \
+            bias
         bias = bias.repeat(1, b, 1, 1) if b > 1 else bias
     qt = qt * scale
     # runs of tiles in chunks whose logits stay cache-sized (about 1.5M entries): measured 2x
@@ -623,8 +638,13 @@ def _generic_na(q, k, v, kernel, dil, strd, rpb, scale, tile):
             outs.append(torch.matmul(torch.softmax(logits, dim=-1).to(vt.dtype), vt[s:e]))
     out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)  # R B*heads Th*Tw dv
     # token t of batch-head j sits in tile inverse[t] // (Th Tw), slot inverse[t] % (Th Tw)
-    inv = tiles['inverse'].to(dev)
+    inv = _constant(tiles['inverse'], dev)
     tt = th * tw
     oidx = ((inv // tt)[None, :] * bh + torch.arange(bh, device=dev)[:, None]) * tt + \
         (inv % tt)[None, :]
     return out.view(-1, dv).index_select(0, oidx.view(-1)).view(b, nh, h, w, dv)
+
+
+def _constant(table: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A table of the generic path as a tensor on ``device`` (a constant of a traced graph)."""
+    return torch.as_tensor(table, device=device)
