@@ -312,7 +312,7 @@ def _token_rows(t: torch.Tensor, device_cache: dict):
         tok = torch.arange(h)[:, None] * sy + torch.arange(w)[None, :] * sx
         rows_of = (bh + tok.reshape(1, -1)).to(t.device)
         device_cache[key] = rows_of
-    n_rows = int(rows_of.max()) + 1
+    n_rows = 1 + sum((n - 1) * s for n, s in zip(t.shape[:-1], strides[:-1])) // c
     return t.as_strided((n_rows, c), (c, 1)), rows_of
 
 
