@@ -8,13 +8,21 @@ time with one thread, the clock of ``benchmarks/mixers.py``) and images per seco
 tensor memory of the call beyond the weights and the input (``benchmarks.mixers.peak_memory``: the
 torch profiler's allocation events, in a forked child).
 
+Against the limit: the "ideal" time of a call is the backbone's multiply-adds
+(``plugins/utils/flops.py``, the FLOPs table's count) divided by the fp32 matrix-multiply rate
+measured in the same process just before each input (``benchmarks.mixers.matmul_rate``); "x
+ideal" = our time / ideal. ``--compile`` also times ``torch.compile`` of ours (inductor, the
+compilation itself left out; its seconds are reported) alternating with the eager models.
+
 Every case is time-bound: a model whose call, projected from its last measured input (linear in
 pixels), would take longer than ``--max-call-s`` or more memory than ``--max-mb`` is skipped there
-and reported as skipped. Peers that cannot run here are reported as "n/a" with the reason.
+and reported as skipped. Peers that cannot run here are reported as "n/a" with the reason. The
+allocator and the threads are set as in ``benchmarks/mixers.py`` (one thread by default).
 
 Usage:
     python -m benchmarks.backbones --isolate   # every preset -> benchmarks/results/backbones.md
     python -m benchmarks.backbones --presets 'VAN-b0,NAT-*' --sizes 224x224x1
+    python -m benchmarks.backbones --presets 'NAT-mini' --compile   # compiled vs eager
     python -m benchmarks.backbones --official-root DIR     # folder of official checkouts (peers)
 """
 import argparse
@@ -22,6 +30,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -32,7 +41,8 @@ if ROOT not in sys.path:
 
 from benchmarks import backbone_peers  # noqa: E402
 from benchmarks.backbone_peers import OFFICIAL_ROOT_ENV, PeerContext, PeerUnavailable  # noqa: E402
-from benchmarks.mixers import peak_memory, repeats_within, time_once  # noqa: E402
+from benchmarks.mixers import (matmul_rate, peak_memory, repeats_within, settle_allocator,  # noqa: E402,E501
+                               time_once, useful_macs)
 
 DEFAULT_SIZES = [(224, 224, 1), (224, 224, 8), (800, 1216, 1)]
 OUT = os.path.join(ROOT, 'benchmarks', 'results', 'backbones.md')
@@ -90,7 +100,8 @@ def measure_pair(models: Dict[str, object], size, repeat: int,
     """``{who: dict(ms, mb) or dict(note)}`` of the given models on one input. After one warm-up
     call each, the timed calls alternate between the models (ours, peer, ours, ...), so that a
     drift of the machine's speed during the case weighs on both sides alike; ms is the median of
-    up to ``repeat`` calls within about ``budget_s`` per model (one call where slower)."""
+    up to ``repeat`` calls within about ``budget_s`` per model (one call where slower). A model
+    named ``compiled`` reports its first call's seconds (the compilation) as ``compile_s``."""
     h, w, batch = size
     x = torch.randn(batch, 3, h, w)
     runs, first, out = {}, {}, {}
@@ -99,9 +110,17 @@ def measure_pair(models: Dict[str, object], size, repeat: int,
             with torch.no_grad():
                 model(x)
         try:
+            if who == 'compiled':  # the first call compiles (in worker processes too): wall time
+                start = time.perf_counter()
+                run()
+                out[who] = dict(compile_s=time.perf_counter() - start)
             first[who] = time_once(run)
             runs[who] = run
         except _MEASURE_ERRORS as err:
+            out[who] = dict(note=f'failed: {type(err).__name__}: {str(err)[:100]}')
+        except Exception as err:  # noqa: BLE001  (a compiler error is reported, not raised)
+            if who != 'compiled':
+                raise
             out[who] = dict(note=f'failed: {type(err).__name__}: {str(err)[:100]}')
     reps = repeats_within(budget_s, max(first.values(), default=0.), repeat)
     times = {who: [] for who in runs}
@@ -110,20 +129,24 @@ def measure_pair(models: Dict[str, object], size, repeat: int,
             times[who].append(time_once(run))
     for who, run in runs.items():
         ms = statistics.median(times[who]) * 1e3
-        out[who] = dict(ms=ms, mb=peak_memory(run) if ms < MEMORY_MAX_S * 1e3 else None)
+        out[who] = dict(out.get(who, {}), ms=ms,
+                        mb=peak_memory(run) if ms < MEMORY_MAX_S * 1e3 and who != 'compiled'
+                        else None)
     return out
 
 
 def run_preset(arch: str, preset: str, sizes, ctx: PeerContext, repeat: int = 3,
                budget_s: float = 5., max_call_s: float = 60., max_mb: float = 8000.,
-               log=print) -> List[dict]:
-    """Rows of one preset: ours and its peer at every size."""
+               log=print, compile_: bool = False) -> List[dict]:
+    """Rows of one preset: ours (and ``torch.compile`` of ours) and its peer at every size."""
     name = case_name(arch, preset)
     models: Dict[str, object] = {}
     errors: Dict[str, str] = {}
-    labels = {'ours': 'ours'}
+    labels = {'ours': 'ours', 'compiled': 'torch.compile(ours)'}
     try:
         models['ours'] = build_ours(arch, preset)
+        if compile_:
+            models['compiled'] = torch.compile(models['ours'])
     except Exception as err:  # noqa: BLE001  (reported in the table)
         errors['ours'] = f'cannot build: {type(err).__name__}: {str(err)[:100]}'
     entry = backbone_peers.find_peer(arch, preset)
@@ -134,7 +157,8 @@ def run_preset(arch: str, preset: str, sizes, ctx: PeerContext, repeat: int = 3,
         errors['peer'] = f'n/a ({err})'
     except Exception as err:  # noqa: BLE001
         errors['peer'] = f'n/a (cannot build: {type(err).__name__}: {str(err)[:100]})'
-    rows, last = [], {}
+    rows, last, macs_at = [], {}, {}
+    whos = ('ours', 'peer', 'compiled') if compile_ else ('ours', 'peer')
     for size in sizes:
         pixels = size[0] * size[1] * size[2]
         notes = dict(errors)
@@ -143,22 +167,38 @@ def run_preset(arch: str, preset: str, sizes, ctx: PeerContext, repeat: int = 3,
                 why = _projected_skip(last.get(who), pixels, max_call_s, max_mb)
                 if why:
                     notes[who] = why
+        rate = matmul_rate()
         got = measure_pair({w: m for w, m in models.items() if w not in notes}, size, repeat,
                            budget_s)
-        for who in ('ours', 'peer'):
+        if 'ours' in models and size[:2] not in macs_at:  # per image: batch b costs b times
+            macs_at[size[:2]] = useful_macs(models['ours'], torch.randn(1, 3, *size[:2]))
+        for who in whos:
             row = dict(case=name, arch=arch, preset=preset, size=list(size), who=who,
                        label=labels[who], ms=None, mb=None)
             if who in notes:
                 row['note'] = notes[who]
             else:
-                row.update(got[who])
+                row.update(got.get(who, dict(note='n/a')))
                 if row['ms'] is not None:
                     last[who] = dict(row, pixels=pixels)
+            if who != 'peer':
+                _add_ideal(row, macs_at.get(size[:2]), rate)
             rows.append(row)
-        ours, peer = rows[-2], rows[-1]
-        log(f'{name} {size[0]}x{size[1]} b{size[2]}: ours {_per_img(ours)} ms/img, '
-            f'peer {_per_img(peer) if peer["ms"] else peer.get("note", "n/a")}')
+        ours = next(r for r in rows[::-1] if r['who'] == 'ours')
+        peer = next(r for r in rows[::-1] if r['who'] == 'peer')
+        log(f'{name} {size[0]}x{size[1]} b{size[2]}: ours {_per_img(ours)} ms/img '
+            f'(x{_fmt(ours.get("x_ideal"), 2)} ideal), '
+            f'peer {_per_img(peer) if peer["ms"] else peer.get("note", "n/a")}', flush=True)
     return rows
+
+
+def _add_ideal(row: dict, macs_per_image: Optional[int], rate: float) -> dict:
+    """Ideal ms of the row's call (its multiply-adds at ``rate``) and its time in units of it."""
+    row.update(macs=macs_per_image, gemm_rate=rate)
+    if macs_per_image:
+        row['ideal_ms'] = macs_per_image * row['size'][2] / rate * 1e3
+        row['x_ideal'] = row['ms'] / row['ideal_ms'] if row.get('ms') else None
+    return row
 
 
 def run_isolated(cases, sizes, args, log=print) -> List[dict]:
@@ -175,6 +215,9 @@ def run_isolated(cases, sizes, args, log=print) -> List[dict]:
             for flag in ('official_root', 'threads', 'max_gb'):
                 if getattr(args, flag):
                     cmd += [f'--{flag.replace("_", "-")}', str(getattr(args, flag))]
+            for flag in ('compile', 'system_allocator'):
+                if getattr(args, flag):
+                    cmd += [f'--{flag.replace("_", "-")}']
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             for line in proc.stdout.splitlines():
                 log(line)
@@ -189,7 +232,8 @@ def run_isolated(cases, sizes, args, log=print) -> List[dict]:
                 got = [dict(case=case_name(arch, preset), arch=arch, preset=preset,
                             size=list(s), who=who, label=who, ms=None, mb=None,
                             note=f'worker failed (exit {proc.returncode})')
-                       for s in sizes for who in ('ours', 'peer')]
+                       for s in sizes for who in ('ours', 'peer', 'compiled')
+                       if who != 'compiled' or args.compile]
             rows.extend(got)
     return rows
 
@@ -216,20 +260,28 @@ def write_markdown(rows: List[dict], path: str) -> None:
     pairs: Dict[tuple, dict] = {}
     for r in rows:
         pairs.setdefault((r['case'], tuple(r['size'])), {})[r['who']] = r
+    compiled = any(r['who'] == 'compiled' for r in rows)
+    threads = rows[0].get('threads', torch.get_num_threads()) if rows else 1
     lines = ['# Backbone benchmark (CPU, fp32, forward, eval, no grad)', '',
              'Generated by `python -m benchmarks.backbones`; do not edit by hand.', '',
-             f'torch {torch.__version__}, {torch.get_num_threads()} thread(s). ms/img: median '
+             f'torch {torch.__version__}, {threads} thread(s). ms/img: median '
              'time of one call divided by the batch, the calls of ours and of the peer '
              'alternating (process CPU time with one thread, wall time otherwise); img/s = '
              '1000 / (ms/img). Peak MB: the most tensor memory alive during the call beyond the '
-             'weights and the input (torch profiler allocation events, in a forked child). '
-             'ratio = peer ms/img / our ms/img (> 1: ours is faster). Every backbone '
-             'returns all four stages; the official classification models compute their last '
-             'stage and a pooling instead. Peers run with their own random weights; a peer '
-             'that cannot run here is n/a with the reason.', '',
-             '| backbone | input | batch | ours ms/img | ours img/s | peer | peer ms/img | '
-             'peer img/s | ratio | peak MB ours | peak MB peer |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+             'weights and the input (the profiler\'s raw allocation events, in a forked child). '
+             'ratio = peer ms/img / our ms/img (> 1: ours is faster). GMAC/img: multiply-adds '
+             '(`plugins/utils/flops.py`); x ideal = our time / (multiply-adds / the fp32 '
+             'matrix-multiply rate measured in the same process before that input). Every '
+             'backbone returns all four stages; the official classification models compute '
+             'their last stage and a pooling instead. Peers run with their own random weights; '
+             'a peer that cannot run here is n/a with the reason.'
+             + (' compiled: `torch.compile` of ours (inductor), timed after its compilation '
+                '(compile s: its wall time); speed-up = eager / compiled.' if compiled else ''), '',
+             '| backbone | input | batch | ours ms/img | ours img/s | GMAC/img | x ideal | peer | '
+             'peer ms/img | peer img/s | ratio | peak MB ours | peak MB peer |'
+             + (' compiled ms/img | speed-up | compile s |' if compiled else ''),
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
+             + ('---|---|---|' if compiled else '')]
     notes = []
     for (case, size), pair in pairs.items():
         ours, peer = pair.get('ours'), pair.get('peer')
@@ -239,10 +291,18 @@ def write_markdown(rows: List[dict], path: str) -> None:
         ratio = (peer['ms'] / ours['ms']) if ours['ms'] and peer['ms'] else None
         peer_label = peer['label'] if peer['ms'] is not None else \
             (peer.get('note') or peer['label'])
-        lines.append(f'| {case} | {size[0]}x{size[1]} | {size[2]} | {_per_img(ours)} | '
-                     f'{_fmt(_ips(ours))} | {peer_label} | {_per_img(peer)} | '
-                     f'{_fmt(_ips(peer))} | {_fmt(ratio, 2)} | {_fmt(ours["mb"])} | '
-                     f'{_fmt(peer["mb"])} |')
+        macs = ours.get('macs')
+        line = (f'| {case} | {size[0]}x{size[1]} | {size[2]} | {_per_img(ours)} | '
+                f'{_fmt(_ips(ours))} | {_fmt(macs / 1e9 if macs else None, 2)} | '
+                f'{_fmt(ours.get("x_ideal"), 2)} | {peer_label} | {_per_img(peer)} | '
+                f'{_fmt(_ips(peer))} | {_fmt(ratio, 2)} | {_fmt(ours["mb"])} | '
+                f'{_fmt(peer["mb"])} |')
+        if compiled:
+            comp = pair.get('compiled') or dict(ms=None, size=list(size))
+            speed = ours['ms'] / comp['ms'] if ours['ms'] and comp.get('ms') else None
+            line += (f' {_per_img(comp) if comp.get("ms") else comp.get("note", "n/a")} | '
+                     f'{_fmt(speed, 2)} | {_fmt(comp.get("compile_s"))} |')
+        lines.append(line)
         if ours.get('note'):
             notes.append(f'- {case} {size[0]}x{size[1]} batch {size[2]} (ours): {ours["note"]}')
     if notes:
@@ -270,7 +330,12 @@ def main(argv=None):
                              f'(or ${OFFICIAL_ROOT_ENV})')
     parser.add_argument('--isolate', action='store_true',
                         help='each preset in a subprocess of its own')
-    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (default 1: process CPU time is the clock)')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time torch.compile of ours (inductor) against eager')
+    parser.add_argument('--system-allocator', action='store_true',
+                        help="leave glibc's malloc as it is (see benchmarks/mixers.py)")
     parser.add_argument('--max-gb', type=float, default=None,
                         help='address-space limit of the (worker) process')
     parser.add_argument('--out', default=OUT, help='markdown table; raw rows go beside as .json')
@@ -280,8 +345,9 @@ def main(argv=None):
         import resource
         limit = int(args.max_gb * 2 ** 30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if not args.system_allocator:
+        settle_allocator()
+    torch.set_num_threads(args.threads)
     presets = all_presets()
     chosen = set(backbone_peers.matching(args.presets, [case_name(*p) for p in presets]))
     cases = [p for p in presets if case_name(*p) in chosen]
@@ -295,7 +361,8 @@ def main(argv=None):
         rows = []
         for arch, preset in cases:
             rows += run_preset(arch, preset, args.sizes, ctx, args.repeat, args.budget,
-                               args.max_call_s, args.max_mb)
+                               args.max_call_s, args.max_mb, compile_=args.compile)
+    rows = [dict(r, threads=args.threads) for r in rows]
     if args.worker_out:
         with open(args.worker_out, 'w') as f:
             json.dump(rows, f)
@@ -308,7 +375,7 @@ def main(argv=None):
         rows = [r for r in kept if (r['case'], tuple(r['size'])) not in fresh] + rows
     order = {case_name(*p): i for i, p in enumerate(presets)}
     rows.sort(key=lambda r: (order.get(r['case'], len(order)), r['size'][0] * r['size'][1],
-                             r['size'][2], r['who']))
+                             r['size'][2], ('ours', 'peer', 'compiled').index(r['who'])))
     os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
     with open(raw, 'w') as f:
         json.dump(rows, f, indent=0)

@@ -1,24 +1,45 @@
-"""Mixer benchmark: every mixer beside its best peer and SDPA global attention, in one run.
+"""Mixer benchmark: every mixer beside its best peer, SDPA global attention and the machine's limit.
 
-For each case of ``benchmarks/mixer_cases/*.py`` and each token grid, the toolkit's mixer, its peer
-(same weights, same input) and global attention (``GlobalSelfAttention`` on SDPA) are timed in the
-same process, forward (no grad) and forward + backward (input and weight gradients), batch 1, fp32,
-CPU. Reported: the median wall time over repeats (fewer repeats for slow calls) and the peak memory.
+For each case of ``benchmarks/mixer_cases/*.py`` and each token grid (the grids below, plus the
+case's own ``grids``), the toolkit's mixer and its peer (same weights, same input) run forward (no
+grad) and forward + backward (input and weight gradients), batch 1, fp32, CPU, in the same
+process, their timed calls alternating (ours, peer, ours, ...: at least 5 each, after two warm-up
+calls each), so that a drift of the machine's speed weighs on both alike; global attention
+(``GlobalSelfAttention`` on SDPA) runs at every grid too. Reported: the median time and the peak
+memory of each.
 
-Peak memory: the largest amount of tensor memory alive at once during the call, beyond what existed
-before it (inputs, weights): the torch profiler's allocation and free events, summed in time order.
-It sees every tensor allocation of torch's CPU allocator, which does not cache, so it is the
-tensors' footprint; it does not see Python objects or the allocator's fragmentation.
+Against the limit: the "ideal" time of a call is its useful multiply-adds divided by this
+machine's matrix-multiply rate, measured in the same process just before the case at each grid
+(a 2048 x 2048 fp32 GEMM, same threads). Useful multiply-adds are those of
+``plugins/utils/flops.py`` (the papers' count, as in the FLOPs tables: for attention the
+query-key and attention-value products each query needs, plus the projections); the backward
+counts twice the forward (the input and the weight gradient of every product). "x ideal" =
+our time / ideal time.
+
+Clock: process CPU time with one thread (the default: other processes on a shared machine then
+do not count), wall time with more. glibc's allocator is told to keep freed memory for reuse
+(``M_MMAP_MAX = 0``, no trimming), as a caching allocator (jemalloc, tcmalloc) would: otherwise
+every call's large buffers are fresh mappings whose page faults (kernel time, 1-2 us per 4 KB)
+swamp the arithmetic, differently for each mixer and grid; ``--system-allocator`` turns it off.
+
+Peak memory: the largest amount of tensor memory alive at once during the call, beyond what
+existed before it (inputs, weights): the torch profiler's raw allocation and free events
+(``[memory]``), summed in time order, in a forked child. It sees every tensor allocation of
+torch's CPU allocator, which does not cache, including those made inside Python-level autograd
+functions and their backward (which operator-level memory attributes to the function's start and
+misses); it does not see Python objects or the allocator's fragmentation.
 
 Usage:
-    python -m benchmarks.mixers                # full run: writes benchmarks/results/mixers.{md,png}
+    python -m benchmarks.mixers --isolate      # full run: writes benchmarks/results/mixers.{md,png}
     python -m benchmarks.mixers --quick        # smoke run on tiny grids
     python -m benchmarks.mixers --only Halo    # cases whose name contains a string
 """
 import argparse
+import ctypes
+import ctypes.util
 import importlib
-import json
 import itertools
+import json
 import os
 import pkgutil
 import statistics
@@ -43,6 +64,11 @@ QUICK_GRIDS = [(8, 8, 32), (12, 16, 32)]
 HEAD_DIM = 32
 GLOBAL = 'SDPA global'
 MEMORY_MAX_S = 15.0
+MIN_REPS, MAX_REPS = 5, 15
+LONG_S = 40.0  # a call whose MIN_REPS repeats would take longer repeats fewer times
+WARMUP = 2
+BACKWARD_FACTOR = 3  # forward + backward multiply-adds per forward multiply-add
+GEMM_SIZE = 2048
 # a callable whose forward + backward, projected from its last grid (tokens^1 for local and
 # linear cases, tokens^2 for quadratic ones, times the channel ratio), would exceed either limit
 # is skipped on the larger grids and reported as skipped (a sequential-scan peer, for instance)
@@ -60,6 +86,124 @@ def collect_cases(only: Optional[str] = None) -> List[MixerCase]:
     if only:
         cases = [c for c in cases if only.lower() in c.name.lower()]
     return cases
+
+
+def settle_allocator() -> bool:
+    """Have glibc's malloc reuse freed memory instead of returning it to the system (no mmap
+    for large blocks, no trimming), as a caching allocator does; False where there is no glibc.
+    Process-wide, for benchmark processes only."""
+    name = ctypes.util.find_library('c')
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_max = -1, -4
+        return bool(libc.mallopt(m_mmap_max, 0)) and \
+            bool(libc.mallopt(m_trim_threshold, 2 ** 31 - 1))
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
+def clock() -> float:
+    """CPU time of this process when torch runs one thread (on a shared machine, wall time would
+    also count other processes' time slices), wall time otherwise."""
+    return time.process_time() if torch.get_num_threads() == 1 else time.perf_counter()
+
+
+def time_once(run: Callable[[], None]) -> float:
+    """Seconds of one call of ``run`` on :func:`clock`."""
+    t0 = clock()
+    run()
+    return clock() - t0
+
+
+def matmul_rate(size: int = GEMM_SIZE, repeats: int = 3) -> float:
+    """Multiply-adds per second of a ``size x size`` fp32 matrix product (best of ``repeats``),
+    on :func:`clock` with the current threads: the machine's limit the "ideal" times divide by."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    return size ** 3 / min(time_once(lambda: torch.mm(a, b)) for _ in range(repeats))
+
+
+def useful_macs(module: torch.nn.Module, x: torch.Tensor) -> Optional[int]:
+    """Multiply-adds of ``module(x)`` as the papers count them (``plugins/utils/flops.py``), or
+    None where the analyser cannot trace the module."""
+    from plugins.utils.flops import count_flops
+    try:
+        with torch.no_grad():
+            return count_flops(module, (x, ))
+    except Exception:  # noqa: BLE001  (a module the tracer cannot follow has no ideal)
+        return None
+
+
+def repeats_within(budget_s: float, first_s: float, max_reps: int) -> int:
+    """How many timed repeats fit ``budget_s`` after a first call of ``first_s`` (at least one,
+    at most ``max_reps``; one where the first call alone exceeds the budget)."""
+    return 1 if first_s > budget_s else max(1, min(max_reps, int(budget_s / max(first_s, 1e-6))))
+
+
+def alternating_reps(budget_s: float, slowest_s: float) -> int:
+    """Timed repeats per callable: ``MIN_REPS`` .. ``MAX_REPS`` within ``budget_s``; fewer only
+    where ``MIN_REPS`` calls of the slowest would take longer than ``LONG_S``."""
+    if slowest_s * MIN_REPS > LONG_S:
+        return max(1, int(LONG_S / max(slowest_s, 1e-6)))
+    return max(MIN_REPS, min(MAX_REPS, int(budget_s / max(slowest_s, 1e-6))))
+
+
+def time_alternating(runs: Dict[str, Callable[[], None]], budget_s: float,
+                     warmup: int = WARMUP) -> Tuple[Dict[str, float], Dict[str, str], int]:
+    """Median ms of each callable, their timed calls alternating in rounds (``runs`` order);
+    ``(times, errors, repeats)``. A callable that fails in its warm-up is reported in ``errors``
+    and left out of the rounds."""
+    first, errors = {}, {}
+    for who, run in runs.items():
+        try:
+            for _ in range(warmup):
+                first[who] = time_once(run)
+        except (RuntimeError, AssertionError, ValueError, MemoryError) as err:
+            errors[who] = f'{type(err).__name__}: {str(err)[:80]}'
+    live = {who: run for who, run in runs.items() if who in first}
+    reps = alternating_reps(budget_s, max(first.values(), default=0.))
+    times = {who: [] for who in live}
+    for _ in range(reps):
+        for who, run in live.items():
+            times[who].append(time_once(run))
+    return {who: statistics.median(t) * 1e3 for who, t in times.items()}, errors, reps
+
+
+def peak_memory(run: Callable[[], None]) -> Optional[float]:
+    """Peak tensor memory (MB) alive during ``run`` beyond what existed before it, or None where
+    the measurement failed. It runs in a forked child, so that no profiler state can touch the
+    timings of this process (VAN-b0 at 224, one thread, fastest of 40 calls after / before a
+    profile, three tries each: in-process profile 0.86-1.32x, mean 1.12; forked 0.89-1.14x,
+    mean 1.01; the machine's noise is about +-15%)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: measure, report, exit without running the parent's cleanup
+        os.close(read_end)
+        try:
+            torch.set_num_threads(1)  # the parent's thread pool does not survive fork
+            os.write(write_end, repr(profiled_peak_mb(run)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        reply = pipe.read()
+    os.waitpid(pid, 0)
+    return float(reply) if reply else None
+
+
+def profiled_peak_mb(run: Callable[[], None]) -> float:
+    """Peak tensor memory (MB) alive during ``run()`` beyond what existed before it, from the
+    profiler's raw ``[memory]`` events (every allocation and free with its time). Operator-level
+    memory (``self_cpu_memory_usage``) books the frees made inside a Python-level autograd
+    function at the function's start and misses the peak within it (neighborhood attention's
+    forward + backward at 100x152, C = 64: 39.8 MB operator-level, 72.4 MB from the raw
+    events)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        run()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == '[memory]')
+    return max(0, max(itertools.accumulate(n for _, n in events), default=0)) / 2 ** 20
 
 
 def _runner(fn: Callable, x: torch.Tensor, backward: bool, params) -> Callable[[], None]:
@@ -81,75 +225,24 @@ def _runner(fn: Callable, x: torch.Tensor, backward: bool, params) -> Callable[[
     return run
 
 
-def clock() -> float:
-    """CPU time of this process when torch runs one thread (on a shared machine, wall time would
-    also count other processes' time slices), wall time otherwise."""
-    return time.process_time() if torch.get_num_threads() == 1 else time.perf_counter()
-
-
-def time_once(run: Callable[[], None]) -> float:
-    """Seconds of one call of ``run`` on :func:`clock`."""
-    t0 = clock()
-    run()
-    return clock() - t0
-
-
-def repeats_within(budget_s: float, first_s: float, max_reps: int) -> int:
-    """How many timed repeats fit ``budget_s`` after a first call of ``first_s`` (at least one,
-    at most ``max_reps``; one where the first call alone exceeds the budget)."""
-    return 1 if first_s > budget_s else max(1, min(max_reps, int(budget_s / max(first_s, 1e-6))))
-
-
-def time_call(run: Callable[[], None], budget_s: float, max_reps: int = 5) -> float:
-    """Median time (ms, see :func:`clock`): one warm-up, then up to ``max_reps`` repeats within
-    about ``budget_s``; a call slower than ``budget_s`` is timed once more (no further repeats)."""
-    reps = repeats_within(budget_s, time_once(run), max_reps)
-    return statistics.median(time_once(run) for _ in range(reps)) * 1e3
-
-
-def peak_memory(run: Callable[[], None]) -> Optional[float]:
-    """Peak tensor memory (MB) alive during ``run`` beyond what existed before it, or None where
-    the measurement failed. It runs in a forked child, so that no profiler state can touch the
-    timings of this process (VAN-b0 at 224, one thread, fastest of 40 calls after / before a
-    profile, three tries each: in-process profile 0.86-1.32x, mean 1.12; forked 0.89-1.14x,
-    mean 1.01; the machine's noise is about +-15%)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: measure, report, exit without running the parent's cleanup
-        os.close(read_end)
-        try:
-            torch.set_num_threads(1)  # the parent's thread pool does not survive fork
-            os.write(write_end, repr(_profiled_peak_mb(run)).encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        reply = pipe.read()
-    os.waitpid(pid, 0)
-    return float(reply) if reply else None
-
-
-def _profiled_peak_mb(run: Callable[[], None]) -> float:
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events())
-    cum = itertools.accumulate(m for _, m in events)
-    return max(0, max(cum, default=0)) / 2 ** 20
-
-
-def measure(fn, x, params, budget_s, with_memory=True) -> Dict[str, Optional[float]]:
-    res = {}
+def measure(fns: Dict[str, Tuple[Callable, list]], x: torch.Tensor, budget_s: float,
+            with_memory: bool = True) -> Dict[str, dict]:
+    """``{who: row fields}`` of callables ``{who: (fn, params)}`` on ``x``: forward and
+    forward + backward times (alternating between the callables) and peak memory."""
+    res = {who: {} for who in fns}
     for mode, backward in (('fwd', False), ('fwdbwd', True)):
-        try:
-            run = _runner(fn, x, backward, params)
-            res[f'{mode}_ms'] = ms = time_call(run, budget_s)
-            # the profiled run repeats the call: skip it for calls slower than MEMORY_MAX_S
-            res[f'{mode}_mb'] = peak_memory(run) if with_memory and ms < MEMORY_MAX_S * 1e3 \
-                else None
-        except (RuntimeError, AssertionError, ValueError, MemoryError) as err:  # reported
-            res[f'{mode}_ms'] = res[f'{mode}_mb'] = None
-            res[f'{mode}_error'] = f'{type(err).__name__}: {str(err)[:80]}'
+        runs = {who: _runner(fn, x, backward, params) for who, (fn, params) in fns.items()}
+        times, errors, reps = time_alternating(runs, budget_s)
+        for who in fns:
+            r = res[who]
+            r[f'{mode}_ms'] = times.get(who)
+            r[f'{mode}_reps'] = reps if who in times else 0
+            if who in errors:
+                r[f'{mode}_error'] = errors[who]
+            # the profiled run repeats the call: skipped for calls slower than MEMORY_MAX_S
+            ms = times.get(who)
+            r[f'{mode}_mb'] = peak_memory(runs[who]) if with_memory and ms is not None and \
+                ms < MEMORY_MAX_S * 1e3 else None
     return res
 
 
@@ -165,76 +258,114 @@ def _projected_skip(prev: Optional[dict], tokens: int, dim: int, scaling: str) -
     return None
 
 
-def _measure_or_skip(fn_builder, x, params, budget_s, prev, scaling):
-    h, w = x.shape[2:]
-    why = _projected_skip(prev, h * w, x.shape[1], scaling)
-    if why:
-        return dict(fwd_ms=None, fwdbwd_ms=None, fwd_mb=None, fwdbwd_mb=None, fwd_error=why,
-                    skipped=why)
-    try:
-        fn, extra = fn_builder()
-        r = measure(fn, x, params + extra, budget_s)
-    except Exception as err:  # noqa: BLE001  (a callable that cannot run is reported)
-        r = dict(fwd_ms=None, fwdbwd_ms=None, fwd_mb=None, fwdbwd_mb=None,
-                 fwd_error=f'{type(err).__name__}: {str(err)[:80]}')
-    return r
+def _empty(why: str) -> dict:
+    return dict(fwd_ms=None, fwdbwd_ms=None, fwd_mb=None, fwdbwd_mb=None, fwd_error=why)
 
 
-def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
-                  budget_s: float = 3.0, log=print, exact: Optional[str] = None,
-                  with_global: bool = True) -> List[dict]:
-    from plugins.mixers.global_attention import GlobalSelfAttention
-    cases = collect_cases(only)
-    if exact is not None:
-        cases = [c for c in cases if c.name == exact]
+def _with_ideal(row: dict, macs: Optional[int], rate: float, gemm_size: int) -> dict:
+    """Add the ideal times and our times in units of them to a row of ours."""
+    row.update(macs=macs, gemm_rate=rate, gemm_size=gemm_size)
+    if macs:
+        ideal = macs / rate * 1e3
+        row['ideal_fwd_ms'] = ideal
+        row['fwd_x_ideal'] = row['fwd_ms'] / ideal if row.get('fwd_ms') else None
+        row['fwdbwd_x_ideal'] = (row['fwdbwd_ms'] / (BACKWARD_FACTOR * ideal)
+                                 if row.get('fwdbwd_ms') else None)
+    return row
+
+
+def case_grids(case: MixerCase, grids: List[Tuple[int, int, int]], full: bool):
+    """The run's grids a case takes (up to its ``max_tokens``), then its own extra ``grids``
+    (full runs only)."""
+    own = [g for g in case.grids if g not in grids] if full else []
+    return [g for g in grids + own if case.max_tokens is None or g[0] * g[1] <= case.max_tokens]
+
+
+def run_case(case: MixerCase, grids, budget_s: float, full: bool, log=print,
+             gemm_size: int = GEMM_SIZE) -> List[dict]:
+    """Rows of one case (ours and its peer) at every grid it takes."""
     rows = []
-    last: Dict[tuple, dict] = {}  # (case, who) -> its latest measurement, for _projected_skip
-    for h, w, c in grids:
+    last: Dict[str, dict] = {}  # who -> its latest measurement, for _projected_skip
+    for h, w, c in case_grids(case, grids, full):
         heads = max(1, c // HEAD_DIM)
         x = torch.randn(1, c, h, w)
-        if with_global:
-            torch.manual_seed(0)
-            glob = GlobalSelfAttention(c, heads)
-            g = measure(glob, x, list(glob.parameters()), budget_s)
-            rows.append(dict(case=GLOBAL, paper='', grid=(h, w), dim=c, who='ours', **g))
-            log(f'{h}x{w} C={c} {GLOBAL}: fwd {_fmt(g["fwd_ms"])} ms, '
-                f'fwd+bwd {_fmt(g["fwdbwd_ms"])} ms')
-        for case in cases:
-            if case.max_tokens is not None and h * w > case.max_tokens:
+        torch.manual_seed(0)
+        try:
+            ours = case.build(c, heads)
+        except (ValueError, AssertionError) as err:
+            log(f'  {case.name}: cannot build at C={c}: {err}')
+            continue
+        params = list(ours.parameters())
+        fns, got = {}, {}
+        for who in ('ours', 'peer') if case.build_peer is not None else ('ours', ):
+            why = _projected_skip(last.get(who), h * w, c, case.scaling)
+            if why:
+                got[who] = dict(_empty(why), skipped=why)
                 continue
-            torch.manual_seed(0)
             try:
-                ours = case.build(c, heads)
-            except (ValueError, AssertionError) as err:
-                log(f'  {case.name}: cannot build at C={c}: {err}')
-                continue
-            params = list(ours.parameters())
-            key = (case.name, 'ours')
-            r = _measure_or_skip(lambda: (ours, []), x, params, budget_s, last.get(key),
-                                 case.scaling)
-            if r.get('fwd_ms') is not None:  # project from the last call that ran
-                last[key] = dict(r, tokens=h * w, dim=c, grid=(h, w))
-            rows.append(dict(case=case.name, paper=case.paper, scaling=case.scaling, grid=(h, w),
-                             dim=c, who='ours', **r))
-            peer_txt = ''
-            if case.build_peer is not None:
-                def build_peer():
+                if who == 'ours':
+                    fns[who] = (ours, params)
+                else:
                     peer = case.build_peer(ours)
-                    return peer, list(getattr(peer, 'parameters', list)())
-                key = (case.name, 'peer')
-                p = _measure_or_skip(build_peer, x, params, budget_s, last.get(key), case.scaling)
-                if p.get('fwd_ms') is not None:
-                    last[key] = dict(p, tokens=h * w, dim=c, grid=(h, w))
-                rows.append(dict(case=case.name, paper=case.paper, scaling=case.scaling,
-                                 grid=(h, w), dim=c, who='peer', peer=case.peer_name, **p))
-                peer_txt = (f' | peer fwd {_fmt(p["fwd_ms"])} ms, '
-                            f'fwd+bwd {_fmt(p["fwdbwd_ms"])} ms')
-            log(f'  {h}x{w} C={c} {case.name}: fwd {_fmt(r["fwd_ms"])} ms, fwd+bwd {_fmt(r["fwdbwd_ms"])} ms'
-                f'{peer_txt}')
+                    fns[who] = (peer, params + list(getattr(peer, 'parameters', list)()))
+            except Exception as err:  # noqa: BLE001  (a peer that cannot be built is reported)
+                got[who] = _empty(f'{type(err).__name__}: {str(err)[:80]}')
+        rate = matmul_rate(gemm_size)
+        got.update(measure(fns, x, budget_s))
+        macs = useful_macs(ours, x)
+        for who, r in got.items():
+            if r.get('fwd_ms') is not None:  # project from the last call that ran
+                last[who] = dict(r, tokens=h * w, dim=c, grid=(h, w))
+            row = dict(case=case.name, paper=case.paper, scaling=case.scaling, grid=(h, w),
+                       dim=c, who=who, **r)
+            if who == 'peer':
+                row['peer'] = case.peer_name
+            else:
+                _with_ideal(row, macs, rate, gemm_size)
+            rows.append(row)
+        ours_row, peer_row = got['ours'], got.get('peer')
+        peer_txt = '' if peer_row is None else \
+            f' | peer fwd {_fmt(peer_row["fwd_ms"])} ms, fwd+bwd {_fmt(peer_row["fwdbwd_ms"])} ms'
+        ideal = next(r for r in rows[::-1] if r['who'] == 'ours')
+        log(f'  {h}x{w} C={c} {case.name}: fwd {_fmt(ours_row["fwd_ms"])} ms '
+            f'(x{_fmt(ideal.get("fwd_x_ideal"), 2)} ideal), fwd+bwd '
+            f'{_fmt(ours_row["fwdbwd_ms"])} ms (x{_fmt(ideal.get("fwdbwd_x_ideal"), 2)})'
+            f'{peer_txt}', flush=True)
     return rows
 
 
-def run_isolated(grids, only, budget_s, threads, max_gb, log=print) -> List[dict]:
+def run_global(grids, budget_s: float, log=print, gemm_size: int = GEMM_SIZE) -> List[dict]:
+    """Rows of SDPA global attention at every grid."""
+    from plugins.mixers.global_attention import GlobalSelfAttention
+    rows = []
+    for h, w, c in grids:
+        torch.manual_seed(0)
+        glob = GlobalSelfAttention(c, max(1, c // HEAD_DIM))
+        x = torch.randn(1, c, h, w)
+        rate = matmul_rate(gemm_size)
+        g = measure({'ours': (glob, list(glob.parameters()))}, x, budget_s)['ours']
+        rows.append(_with_ideal(dict(case=GLOBAL, paper='', grid=(h, w), dim=c, who='ours',
+                                     **g), useful_macs(glob, x), rate, gemm_size))
+        log(f'{h}x{w} C={c} {GLOBAL}: fwd {_fmt(g["fwd_ms"])} ms, '
+            f'fwd+bwd {_fmt(g["fwdbwd_ms"])} ms', flush=True)
+    return rows
+
+
+def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
+                  budget_s: float = 5.0, log=print, exact: Optional[str] = None,
+                  with_global: bool = True, full: bool = False,
+                  gemm_size: int = GEMM_SIZE) -> List[dict]:
+    cases = collect_cases(only)
+    if exact is not None:
+        cases = [c for c in cases if c.name == exact]
+    rows = run_global(grids, budget_s, log, gemm_size) if with_global else []
+    for case in cases:
+        rows += run_case(case, grids, budget_s, full, log, gemm_size)
+    return rows
+
+
+def run_isolated(grids, only, budget_s, threads, max_gb, full, log=print,
+                 system_allocator: bool = False) -> List[dict]:
     """Each case (and global attention) in a subprocess of its own: a case that exhausts memory
     fails alone (its address space is capped at ``max_gb``) and leaves no fragmented heap
     behind for the next one."""
@@ -248,10 +379,13 @@ def run_isolated(grids, only, budget_s, threads, max_gb, log=print) -> List[dict
                    '--budget', str(budget_s), '--grids', ';'.join(f'{h}x{w}x{c}'
                                                                   for h, w, c in grids)]
             cmd += ['--worker-case', name] if name else ['--worker-global']
-            if threads:
-                cmd += ['--threads', str(threads)]
+            cmd += ['--threads', str(threads)]
             if max_gb:
                 cmd += ['--max-gb', str(max_gb)]
+            if full:
+                cmd += ['--worker-full']
+            if system_allocator:
+                cmd += ['--system-allocator']
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             for line in proc.stdout.splitlines():
                 log(line)
@@ -277,43 +411,67 @@ def _ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def _grid_key(row):
+    return (row['grid'][0] * row['grid'][1] * row['dim'], row['grid'], row['dim'])
+
+
 def write_markdown(rows: List[dict], path: str, note: str = '') -> None:
     by_key = {(r['case'], r['grid'], r['dim'], r['who']): r for r in rows}
     glob = {(r['grid'], r['dim']): r for r in rows if r['case'] == GLOBAL}
     cases = list(dict.fromkeys(r['case'] for r in rows if r['case'] != GLOBAL))
+    threads = rows[0].get('threads', torch.get_num_threads()) if rows else 1
+    rates = [r['gemm_rate'] for r in rows if r.get('gemm_rate')]
+    size = next((r['gemm_size'] for r in rows if r.get('gemm_size')), GEMM_SIZE)
+    rate_txt = (f' The {size}x{size} GEMM ran at {min(rates) / 1e9:.0f}-'
+                f'{max(rates) / 1e9:.0f} G multiply-adds/s over the run.') if rates else ''
     lines = ['# Mixer benchmark (CPU, fp32, batch 1)', '',
              'Generated by `python -m benchmarks.mixers`; do not edit by hand.', '',
-             f'torch {torch.__version__}, {torch.get_num_threads()} thread(s). Time: median in ms '
-             '(process CPU time with one thread, so that other processes on a shared machine do '
-             'not count; wall time otherwise); memory: peak tensor memory alive during the call beyond inputs and '
-             'weights (torch profiler allocation events), MB. fwd+bwd computes input and weight '
-             'gradients. "vs peer" = peer time / our time for fwd+bwd (> 1: we are faster); '
-             '"vs global" = global-attention fwd time / our fwd time.', '']
+             f'torch {torch.__version__}, {threads} thread(s). Time: median in ms over at least '
+             f'{MIN_REPS} calls of ours and of the peer alternating (process CPU time with one '
+             'thread, so that other processes on a shared machine do not count; wall time '
+             'otherwise); memory: peak tensor memory alive during the call beyond inputs and '
+             'weights (the profiler\'s raw allocation events), MB. fwd+bwd computes input and '
+             'weight gradients. "vs peer" = peer time / our time for fwd+bwd (> 1: we are '
+             'faster); "vs global" = global-attention fwd time / our fwd time. MMAC: useful '
+             'multiply-adds of the forward (`plugins/utils/flops.py`); "x ideal" = our time / '
+             '(multiply-adds / the matrix-multiply rate measured in the same process at that '
+             f'grid), forward + backward counting {BACKWARD_FACTOR}x the forward\'s '
+             f'multiply-adds.{rate_txt}', '']
     if note:
         lines += [note, '']
     rerun = sorted({r['case'] for r in rows if r.get('rerun')})
     if rerun:
         lines += ['Measured in a later run than the rest (same settings): ' + ', '.join(rerun)
                   + '.', '']
-    lines += ['| mixer | grid | C | fwd ms | fwd+bwd ms | peak MB (fwd+bwd) | peer | peer fwd ms | '
-              'peer fwd+bwd ms | peer peak MB | vs peer | vs global (fwd) |',
-              '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    lines += ['| mixer | grid | C | fwd ms | fwd+bwd ms | peak MB (fwd+bwd) | MMAC | x ideal fwd | '
+              'x ideal fwd+bwd | peer | peer fwd ms | peer fwd+bwd ms | peer peak MB | vs peer | '
+              'vs global (fwd) |',
+              '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for case in cases:
-        for (grid, dim) in glob:
-            ours = by_key.get((case, grid, dim, 'ours'))
-            if ours is None:
-                continue
+        mine = sorted((r for r in rows if r['case'] == case and r['who'] == 'ours'),
+                      key=_grid_key)
+        for ours in mine:
+            grid, dim = ours['grid'], ours['dim']
             peer = by_key.get((case, grid, dim, 'peer'), {})
-            g = glob[(grid, dim)]
-            lines.append('| {} | {}x{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |'.format(
-                case, grid[0], grid[1], dim, _fmt(ours['fwd_ms']), _fmt(ours['fwdbwd_ms']),
-                _fmt(ours['fwdbwd_mb']), peer.get('peer', '-') or '-', _fmt(peer.get('fwd_ms')),
-                _fmt(peer.get('fwdbwd_ms')), _fmt(peer.get('fwdbwd_mb')),
-                _fmt(_ratio(peer.get('fwdbwd_ms'), ours['fwdbwd_ms']), 2),
-                _fmt(_ratio(g['fwd_ms'], ours['fwd_ms']), 1)))
-    for (grid, dim), g in glob.items():
+            g = glob.get((grid, dim), {})
+            macs = ours.get('macs')
+            lines.append('| {} | {}x{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |'
+                         .format(case, grid[0], grid[1], dim, _fmt(ours['fwd_ms']),
+                                 _fmt(ours['fwdbwd_ms']), _fmt(ours['fwdbwd_mb']),
+                                 _fmt(macs / 1e6 if macs else None, 0),
+                                 _fmt(ours.get('fwd_x_ideal'), 2),
+                                 _fmt(ours.get('fwdbwd_x_ideal'), 2),
+                                 peer.get('peer', '-') or '-', _fmt(peer.get('fwd_ms')),
+                                 _fmt(peer.get('fwdbwd_ms')), _fmt(peer.get('fwdbwd_mb')),
+                                 _fmt(_ratio(peer.get('fwdbwd_ms'), ours['fwdbwd_ms']), 2),
+                                 _fmt(_ratio(g.get('fwd_ms'), ours['fwd_ms']), 1)))
+    for g in sorted(glob.values(), key=_grid_key):
+        grid, dim, macs = g['grid'], g['dim'], g.get('macs')
         lines.append(f'| {GLOBAL} | {grid[0]}x{grid[1]} | {dim} | {_fmt(g["fwd_ms"])} | '
-                     f'{_fmt(g["fwdbwd_ms"])} | {_fmt(g["fwdbwd_mb"])} | - | - | - | - | - | 1.0 |')
+                     f'{_fmt(g["fwdbwd_ms"])} | {_fmt(g["fwdbwd_mb"])} | '
+                     f'{_fmt(macs / 1e6 if macs else None, 0)} | '
+                     f'{_fmt(g.get("fwd_x_ideal"), 2)} | {_fmt(g.get("fwdbwd_x_ideal"), 2)} | '
+                     '- | - | - | - | - | 1.0 |')
     lines += ['', '## Scaling (C = 64): time at 200x304 / time at 100x152 (4x tokens)', '',
               '| mixer | scaling class | fwd | fwd+bwd |', '|---|---|---|---|']
     for case in cases + [GLOBAL]:
@@ -335,17 +493,24 @@ def write_markdown(rows: List[dict], path: str, note: str = '') -> None:
 
 
 def write_plot(rows: List[dict], path: str, dim: int = 64) -> bool:
-    """Log-log plot of forward time against tokens at ``dim`` channels; False without matplotlib."""
+    """Log-log plots against tokens at ``dim`` channels: forward and forward + backward time
+    (ours and peers), and our times in units of the ideal; False without matplotlib."""
     try:
         import matplotlib
         matplotlib.use('Agg')
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-    for ax, key, title in ((axes[0], 'fwd_ms', 'forward'), (axes[1], 'fwdbwd_ms',
-                                                            'forward + backward')):
+    fig, axes = plt.subplots(2, 2, figsize=(14, 11))
+    panels = [(axes[0, 0], 'fwd_ms', 'forward', 'ms', ('ours', 'peer')),
+              (axes[0, 1], 'fwdbwd_ms', 'forward + backward', 'ms', ('ours', 'peer')),
+              (axes[1, 0], 'fwd_x_ideal', 'forward / ideal', 'x ideal', ('ours', )),
+              (axes[1, 1], 'fwdbwd_x_ideal', 'forward + backward / ideal', 'x ideal',
+               ('ours', ))]
+    for ax, key, title, unit, whos in panels:
         for who, style in (('ours', '-o'), ('peer', ':x')):
+            if who not in whos:
+                continue
             series = {}
             for r in rows:
                 if r['dim'] == dim and r['who'] == who and r.get(key):
@@ -358,10 +523,11 @@ def write_plot(rows: List[dict], path: str, dim: int = 64) -> bool:
         ax.set_xscale('log')
         ax.set_yscale('log')
         ax.set_xlabel('tokens (H x W)')
-        ax.set_ylabel('ms')
+        ax.set_ylabel(unit)
         ax.set_title(f'{title}, C = {dim}, CPU fp32')
         ax.grid(True, which='both', alpha=0.3)
-    axes[1].legend(fontsize=6, loc='upper left', ncol=1)
+    axes[0, 1].legend(fontsize=6, loc='upper left', ncol=1)
+    axes[1, 1].legend(fontsize=6, loc='upper left', ncol=1)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -370,17 +536,23 @@ def write_plot(rows: List[dict], path: str, dim: int = 64) -> bool:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--quick', action='store_true', help='tiny grids, one repeat')
+    parser.add_argument('--quick', action='store_true', help='tiny grids, short budget')
     parser.add_argument('--only', default=None, help='cases whose name contains this')
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results'))
-    parser.add_argument('--budget', type=float, default=3.0, help='seconds per measurement')
-    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--budget', type=float, default=5.0,
+                        help='seconds of timed repeats per measurement (at least 5 repeats each)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads (default 1: process CPU time is the clock)')
     parser.add_argument('--isolate', action='store_true',
                         help='run each case in a subprocess of its own (the full run does)')
     parser.add_argument('--grids', default=None, help='e.g. "28x28x64;56x56x64"')
+    parser.add_argument('--system-allocator', action='store_true',
+                        help="leave glibc's malloc as it is (freed large blocks go back to the "
+                             'system; every call then page-faults its buffers in)')
     parser.add_argument('--worker-out', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--worker-case', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--worker-global', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--worker-full', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--max-gb', type=float, default=None,
                         help='address-space limit: a call that would exceed it fails with an '
                              'allocation error (reported) instead of the process being killed')
@@ -389,22 +561,28 @@ def main(argv=None):
         import resource
         limit = int(args.max_gb * 2 ** 30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if not args.system_allocator:
+        settle_allocator()
+    torch.set_num_threads(args.threads)
     grids = QUICK_GRIDS if args.quick else FULL_GRIDS
+    full = not args.quick and not args.grids
     if args.grids:
         grids = [tuple(int(v) for v in g.split('x')) for g in args.grids.split(';')]
     budget = 0.05 if args.quick else args.budget
+    gemm = 256 if args.quick else GEMM_SIZE
     if args.worker_out:  # one case (or global attention) for run_isolated
         rows = run_benchmark(grids, None, budget, exact=args.worker_case or '\0',
-                             with_global=args.worker_global)
+                             with_global=args.worker_global, full=args.worker_full,
+                             gemm_size=gemm)
         with open(args.worker_out, 'w') as f:
-            json.dump(rows, f)
+            json.dump([dict(r, threads=args.threads) for r in rows], f)
         return rows
     if args.isolate:
-        rows = run_isolated(grids, args.only, budget, args.threads, args.max_gb)
+        rows = run_isolated(grids, args.only, budget, args.threads, args.max_gb, full,
+                            system_allocator=args.system_allocator)
     else:
-        rows = run_benchmark(grids, args.only, budget)
+        rows = run_benchmark(grids, args.only, budget, full=full, gemm_size=gemm)
+    rows = [dict(r, threads=args.threads) for r in rows]
     name = 'mixers_quick' if args.quick else 'mixers'
     os.makedirs(args.out, exist_ok=True)
     raw = os.path.join(args.out, f'{name}.json')

@@ -20,7 +20,6 @@ Usage:
     python -m benchmarks.ring_attention --grid 32x32 --worlds 1 2 --out /some/dir   # smoke run
 """
 import argparse
-import itertools
 import json
 import os
 import socket
@@ -32,6 +31,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from benchmarks.mixers import profiled_peak_mb
 from plugins.ops.ring_attention import ring_attention, shard_sizes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,19 +41,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
-
-
-def peak_tensor_mb(run) -> float:
-    """Peak tensor memory (MB) alive during ``run()`` beyond what existed before it, from the
-    profiler's raw ``[memory]`` events (each allocation and free with its time). Operator-level
-    memory (``self_cpu_memory_usage``) would book the frees made inside a Python-level autograd
-    Function at the Function's start and hide the ring's peak."""
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == '[memory]')
-    return max(0, max(itertools.accumulate(n for _, n in events), default=0)) / 2 ** 20
 
 
 def _worker(rank, world, port, grid, dim, heads, repeats, out_dir):
@@ -80,7 +67,7 @@ def _worker(rank, world, port, grid, dim, heads, repeats, out_dir):
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
     dist.barrier()
-    peak = peak_tensor_mb(run)
+    peak = profiled_peak_mb(run)
     with open(os.path.join(out_dir, f'{rank}.json'), 'w') as f:
         json.dump(dict(rank=rank, tokens=n, walls=walls, cpus=cpus, peak_mb=peak), f)
     dist.destroy_process_group()

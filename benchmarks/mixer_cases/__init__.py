@@ -3,8 +3,8 @@
 ``benchmarks/mixers.py`` collects ``CASES`` from every module of this package and times each case
 and its peer on the same inputs in the same run.
 """
-from dataclasses import dataclass
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Tuple
 
 import torch.nn as nn
 
@@ -20,6 +20,7 @@ class MixerCase:
     scaling: 'local' or 'linear' (cost linear in tokens) or 'quadratic' (global attention).
     max_tokens: largest H*W the case is run at (None: all grids); set it only where a peer or the
         mixer itself cannot run larger, and say why in ``note``.
+    grids: (H, W, C) the full run measures this case at beyond the benchmark's common grids.
     """
     name: str
     paper: str
@@ -29,3 +30,4 @@ class MixerCase:
     build_peer: Optional[Callable[[nn.Module], Callable]] = None
     max_tokens: Optional[int] = None
     note: str = ''
+    grids: List[Tuple[int, int, int]] = field(default_factory=list)

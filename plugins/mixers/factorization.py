@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..ops.global_attention import few_key_attention
 from ..ops.reflect_pad import reflect_pad_2d
 from ..ops.utils import pad_to_multiple
 from ..registry import MODELS
@@ -137,7 +138,7 @@ class FactorizationAttention(nn.Module):
         k, v = kv.unsqueeze(1).chunk(2, dim=-1)                             # B 1 Ng C0
         v_map = v.transpose(-2, -1).reshape(B, c0, Hg, Wg)
         v = v + self.local_conv_g(v_map).view(B, 1, c0, Hg * Wg).transpose(-2, -1)
-        out = F.scaled_dot_product_attention(q_g, k, v, scale=self.scales[0])
+        out = few_key_attention(q_g, k, v, scale=self.scales[0])
         return out.squeeze(1)
 
     def local_group(self, i: int, kv_map: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -151,7 +152,7 @@ class FactorizationAttention(nn.Module):
         d = ci // self.num_heads
         v_map = v.transpose(-2, -1).reshape(B, ci, k, k)
         v = v + self.local_convs[i - 1](v_map).view(B, self.num_heads, d, k * k).transpose(-2, -1)
-        out = F.scaled_dot_product_attention(q, key, v, scale=self.scales[i])   # B h N d
+        out = few_key_attention(q, key, v, scale=self.scales[i])   # B h N d
         return out.transpose(1, 2).reshape(B, -1, ci)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.nn.init import trunc_normal_
 
 from ..ops.utils import pad_to_multiple, to_pair
-from ..ops.window import msw_msa_shift, window_attention_2d, window_attention_bias
+from ..ops.window import msw_msa_shift, window_attention_2d, window_bias_terms
 from ..registry import MODELS
 
 
@@ -74,6 +74,36 @@ class ShiftedWindowAttention(_WindowMixerBase):
         else:
             self.register_parameter('relative_position_bias_table', None)
 
+    def _attend(self, rows: torch.Tensor, valid, shift) -> torch.Tensor:
+        """Attention inside each window: rows ``(B, nW N, C)`` -> ``(B, nW N, C)``. A function of
+        its own so that q, k, v and the logits are freed when it returns."""
+        b, _, c = rows.shape
+        nh, n = self.num_heads, self.window_size[0] * self.window_size[1]
+        nw = rows.shape[1] // n
+        qkv = self.qkv(rows).view(b * nw, n, 3, nh, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B nW) heads N d, strided views
+        terms = [t for t in window_bias_terms(valid, self.window_size, shift,
+                                              self.relative_position_bias_table, nh,
+                                              dtype=q.dtype, device=q.device) if t is not None]
+        if b > 1:  # per window: repeat per image
+            terms = [t.expand(b, *t.shape).reshape(b * nw, *t.shape[1:]) if t.shape[0] > 1 else t
+                     for t in terms]
+        if torch.is_grad_enabled() and any(t.requires_grad for t in terms):
+            # SDPA has no fused backward for a learned bias: its math fallback computes these
+            # products plus a pass for rows a -inf mask would leave empty (none here); the
+            # terms are added one by one, in place, never repeated to the logits' size
+            attn = torch.matmul(q * self.head_dim ** -0.5, k.transpose(-2, -1))
+            for t in terms:
+                attn.add_(t)
+            attn = attn.softmax(-1)  # the logits are freed here
+            out = torch.matmul(attn, v)
+            del attn
+        else:
+            bias = terms[0] + terms[1] if len(terms) == 2 else (terms[0] if terms else None)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B nW) heads N d
+        del qkv, q, k, v  # before the output's copy below: autograd keeps its own copies
+        return out.transpose(1, 2).reshape(b, nw * n, c)
+
     def forward(self, x: torch.Tensor, shift_size=None) -> torch.Tensor:
         """``shift_size`` overrides the module's shift for this call (e.g. 0 where the map fits
         in one window: Swin's rule of not shifting a map no larger than the window)."""
@@ -84,22 +114,13 @@ class ShiftedWindowAttention(_WindowMixerBase):
         shift = self.shift_size if shift_size is None else to_pair(shift_size, 'shift_size')
         sh, sw = shift
         wh, ww = self.window_size
+        n, nw = wh * ww, (hv // wh) * (wv // ww)
         # roll and partition the input: the projections are per token, so this equals Swin's
         # roll + partition of q, k, v, on C channels instead of 3C
         if sh or sw:
             x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
-        n, nw = wh * ww, (hv // wh) * (wv // ww)
         rows = x.reshape(b, hv // wh, wh, wv // ww, ww, c).transpose(2, 3).reshape(b, nw * n, c)
-        qkv = self.qkv(rows).view(b * nw, n, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B nW) heads N d, strided views
-        bias = window_attention_bias(valid, self.window_size, shift,
-                                     self.relative_position_bias_table, self.num_heads,
-                                     heads_first=False, dtype=q.dtype, device=q.device)
-        if bias is not None:  # (1, nW heads, N, N) -> (B nW, heads, N, N)
-            bias = bias.view(1, nw, self.num_heads, n, n).expand(b, -1, -1, -1, -1)
-            bias = bias.reshape(b * nw, self.num_heads, n, n)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # (B nW) heads N d
-        out = out.transpose(1, 2).reshape(b, nw * n, c)
+        out = self._attend(rows, valid, shift)
         out = self.proj_drop(self.proj(out)).view(b, hv // wh, wv // ww, wh, ww, c)
         out = out.transpose(2, 3).reshape(b, hv, wv, c)
         if sh or sw:

@@ -13,7 +13,12 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ['global_attention', 'dense_attention']
+__all__ = ['global_attention', 'dense_attention', 'few_key_attention']
+
+# CPU training with at most this many keys per query: the written-out products beat SDPA's
+# fused backward (FaViT's 49-key groups, 3800 queries x 10 heads x d 14, fwd+bwd, one thread:
+# 13.8 ms written out, 19.3 ms SDPA; SDPA is ahead in the forward: 4.6 vs 5.4 ms)
+FEW_KEYS = 64
 
 
 def global_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -54,3 +59,15 @@ def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if mask is not None:
         logits = logits.masked_fill(~mask, float('-inf'))
     return torch.matmul(torch.softmax(logits, dim=-1), v)
+
+
+def few_key_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      scale: Optional[float] = None) -> torch.Tensor:
+    """:func:`global_attention` for queries that attend to few keys (``N_k <= FEW_KEYS``, e.g. a
+    pooled or windowed key set): SDPA, except on the CPU under autograd, where the written-out
+    ``softmax(q k^T * scale) v`` (the same numbers) runs its backward faster."""
+    if q.device.type != 'cpu' or k.shape[-2] > FEW_KEYS or not torch.is_grad_enabled() or \
+            not any(t.requires_grad for t in (q, k, v)):
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return torch.matmul(torch.matmul(q * scale, k.transpose(-1, -2)).softmax(-1), v)

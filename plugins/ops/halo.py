@@ -87,6 +87,8 @@ def halo_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_s
 
     kw_, vw_ = windows(k), windows(v)
     logits = torch.matmul(qb, kw_.transpose(-1, -2))  # B heads nBh nBw bq^2 win^2
+    if not scale_pos_embed or rel_height is None:
+        logits.mul_(scale)  # in place (and below): the logits are never needed twice
     if rel_height is not None:
         idx = _rel_offsets(bq, win).to(q.device)  # bq, win
         # q . r[j - i + win - 1], per axis: (..., bq, bq, 2win-1) gathered to (..., bq, bq, win)
@@ -95,14 +97,14 @@ def halo_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_s
         lw = torch.matmul(q6, rel_width.transpose(0, 1).to(q.dtype))
         lh = torch.gather(lh, -1, idx[:, None, :].expand(*lh.shape[:-1], win))  # rows: query y
         lw = torch.gather(lw, -1, idx[None, :, :].expand(*lw.shape[:-1], win))  # cols: query x
-        pos = (lh[..., :, None] + lw[..., None, :]).view(b, nh, nbh, nbw, bq * bq, win * win)
+        # the positional logits lh[y, i] + lw[x, j] as two broadcast terms, never materialised
+        grid = logits.view(b, nh, nbh, nbw, bq, bq, win, win)
+        grid.add_(lh[..., :, None]).add_(lw[..., None, :])
+        del grid, lh, lw
         if scale_pos_embed:
-            logits = (logits + pos) * scale
-        else:
-            logits = logits * scale + pos
-    else:
-        logits = logits * scale
-    attn = torch.softmax(logits, dim=-1)
-    out = torch.matmul(attn, vw_)  # B heads nBh nBw bq^2 dv
+            logits.mul_(scale)
+    logits = torch.softmax(logits, dim=-1)  # the logits are freed here
+    out = torch.matmul(logits, vw_)  # B heads nBh nBw bq^2 dv
+    del logits
     out = out.view(b, nh, nbh, nbw, bq, bq, dv).permute(0, 1, 2, 4, 3, 5, 6)
     return out.reshape(b, nh, nbh * bq, nbw * bq, dv)[:, :, :hq, :wq]

@@ -12,15 +12,27 @@ Stride ``s`` groups queries in runs of ``s`` per axis that share the window of t
 query ("leader"); ``s == k`` is blocked (window) attention (GNA Sec. 3).
 
 How it is computed (pure PyTorch, CPU and GPU, forward and backward): queries are cut into tiles of
-``Th x Tw`` (per dilation group); each tile attends to the smallest key rectangle that holds every
-window of its queries, with an additive ``0 / -inf`` mask that keeps each query's own ``k x k``
-window: a blocked, gather-once GEMM in the spirit of Faster NA. Tiles and key rectangles are read
-with one ``index_select`` each from index tables built once per shape. Memory is
-``O(tokens x (Th+k-1)(Tw+k-1) / (Th Tw))`` per head, i.e. ``O(tokens x k^2)``; never ``tokens^2``.
+``Th x Tw`` (per dilation group); each tile attends to the ``(Th+k-1) x (Tw+k-1)`` key rectangle
+around it with an additive ``0 / -inf`` band mask that keeps each query's own ``k x k`` window: a
+blocked GEMM in the spirit of Faster NA. Two layouts serve it:
+
+* banded (stride 1, every dilation group at least ``k`` long: NAT / DiNAT): keys are copied once
+  into column bands ``Tw + k - 1`` wide, and the rows of a band past each border are filled with
+  the rows ``k`` further in (a query at the border sees the same ``k`` keys as NATTEN's window
+  shifted inward, so every tile shares one mask; only the relative position bias of the few
+  border tiles differs). Every key rectangle is then a strided view of the band buffer (no
+  per-tile gather) and a custom backward accumulates the rectangles' key / value gradients in
+  place. Memory: ``O(tokens x (Th+k-1)(Tw+k-1) / (Th Tw))`` per head for the probabilities kept
+  for the backward, plus ``(Tw+k-1) / Tw`` copies of the keys and values.
+* generic (GNA strides, axes shorter than the kernel): tiles and key rectangles are read with one
+  ``index_select`` each from index tables built once per shape.
+
+Neither ever materialises ``tokens^2`` logits.
 """
 import functools
 from typing import Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 
 from .utils import to_pair
@@ -29,9 +41,14 @@ IntPair = Union[int, Sequence[int]]
 
 __all__ = ['neighborhood_attention_2d', 'neighborhood_window_starts', 'natten_can_serve']
 
-# query tile per axis, chosen by measurement (benchmarks/results/mixers.md): 8 rows x 8 cols
+# query tile per axis of the generic path: 8 rows x 8 cols (measured, benchmarks/mixers.py)
 _DEFAULT_TILE = (8, 8)
 _CHUNK_LOGITS = 3 * 2 ** 19  # logits entries per chunk of tiles
+# banded path: 2 x 8 query tiles (16 queries against 8 x 14 keys for k = 7) and chunks of about
+# 128K logits (half a MB, cache-sized): measured fastest of 1x16 ... 8x8 at 100x152 and 200x304,
+# forward and backward, 1 thread (see the commit adding it)
+_BAND_TILE = (2, 8)
+_BAND_CHUNK = 2 ** 17
 
 
 def neighborhood_window_starts(length: int, kernel_size: int, stride: int = 1) -> torch.Tensor:
@@ -41,10 +58,18 @@ def neighborhood_window_starts(length: int, kernel_size: int, stride: int = 1) -
     ``clamp(leader - k // 2, 0, L - k)``, so it is shifted inward at the borders. When the axis is
     shorter than the kernel (``L < k``) the window is the whole axis.
     """
-    i = torch.arange(length)
-    leader = torch.clamp((i // stride) * stride + stride // 2, max=length - 1)
-    return torch.clamp(leader - kernel_size // 2, min=0, max=max(length - kernel_size, 0))
+    return torch.from_numpy(_window_starts(length, kernel_size, stride))
 
+
+def _window_starts(length: int, kernel: int, stride: int) -> np.ndarray:
+    i = np.arange(length)
+    leader = np.minimum((i // stride) * stride + stride // 2, length - 1)
+    return np.clip(leader - kernel // 2, 0, max(length - kernel, 0))
+
+
+# The generic path's tables are built with numpy: tracers (torch.export's fake tensors,
+# make_fx's proxies) intercept torch operations, not numpy ones, so the cached tables stay
+# concrete whoever asks for them first, and enter a traced graph as constants.
 
 def _axis_tables(length: int, kernel: int, dilation: int, stride: int, tile: int):
     """Tiling of one axis: for every query tile (over all dilation groups) the original positions
@@ -55,7 +80,7 @@ def _axis_tables(length: int, kernel: int, dilation: int, stride: int, tile: int
     for a in range(min(dilation, length)):
         n = len(range(a, length, dilation))
         ke = min(kernel, n)
-        ws = neighborhood_window_starts(n, kernel, stride)
+        ws = _window_starts(n, kernel, stride)
         nt = -(-n // tile)
         for t in range(nt):
             lo, hi = t * tile, min(t * tile + tile, n)
@@ -65,29 +90,29 @@ def _axis_tables(length: int, kernel: int, dilation: int, stride: int, tile: int
     for a, n, ke, ws, nt in groups:
         span_a = min(span, n)
         for t in range(nt):
-            qi = torch.arange(t * tile, t * tile + tile)
-            qvalid = qi < n
-            qc = torch.clamp(qi, max=n - 1)  # padded queries copy the last query's window
+            qi = np.arange(t * tile, t * tile + tile)
+            qc = np.minimum(qi, n - 1)  # padded queries copy the last query's window
             start = max(0, min(int(ws[t * tile]), n - span))
-            ki = start + torch.arange(span)
-            kvalid = torch.arange(span) < span_a
+            ki = start + np.arange(span)
+            kvalid = np.arange(span) < span_a
             wq = ws[qc]
             ok = (ki[None, :] >= wq[:, None]) & (ki[None, :] < wq[:, None] + ke) & kvalid[None, :]
-            rows_q.append(torch.where(qvalid, a + dilation * qi, -1))
-            rows_k.append(torch.where(kvalid, a + dilation * ki, 0))
+            rows_q.append(np.where(qi < n, a + dilation * qi, -1))
+            rows_k.append(np.where(kvalid, a + dilation * ki, 0))
             rows_ok.append(ok)
-            rows_rel.append(torch.clamp(ki[None, :] - qc[:, None] + kernel - 1, 0, 2 * kernel - 2))
-    return (torch.stack(rows_q), torch.stack(rows_k), torch.stack(rows_ok), torch.stack(rows_rel))
+            rows_rel.append(np.clip(ki[None, :] - qc[:, None] + kernel - 1, 0, 2 * kernel - 2))
+    return np.stack(rows_q), np.stack(rows_k), np.stack(rows_ok), np.stack(rows_rel)
 
 
-def _row_patterns(ok: torch.Tensor, rel: torch.Tensor):
+def _row_patterns(ok: np.ndarray, rel: np.ndarray):
     """Ids of the distinct (mask, offsets) patterns of one axis's tiles, and one of each."""
-    key = torch.cat([ok.flatten(1).long(), rel.flatten(1)], dim=1)
-    uniq, ids = torch.unique(key, dim=0, return_inverse=True)
-    first = torch.stack([(ids == u).nonzero()[0, 0] for u in range(len(uniq))])
-    return ids, ok[first], rel[first]
+    key = np.concatenate([ok.reshape(len(ok), -1).astype(np.int64), rel.reshape(len(rel), -1)],
+                         axis=1)
+    _, first, ids = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return ids.reshape(-1), ok[first], rel[first]
 
 
+@torch.compiler.disable  # built eagerly (torch.compile would trace the numpy into its graph)
 @functools.lru_cache(maxsize=8)
 def _tables(height: int, width: int, kernel: Tuple[int, int], dilation: Tuple[int, int],
             stride: Tuple[int, int], tile: Tuple[int, int]):
@@ -105,28 +130,354 @@ def _tables(height: int, width: int, kernel: Tuple[int, int], dilation: Tuple[in
     ids_h, okh, relh = _row_patterns(okh, relh)
     ids_w, okw, relw = _row_patterns(okw, relw)
     pattern = (ids_h[:, None] * len(okw) + ids_w[None, :]).reshape(-1)   # per tile, (Rh*Rw)
-    order = torch.argsort(pattern, stable=True)
+    order = np.argsort(pattern, kind='stable')
     # (Rh, Rw, Th, Tw) flat query index; -1 marks a padded query slot
     qvalid = (qh[:, None, :, None] >= 0) & (qw[None, :, None, :] >= 0)
-    qflat = torch.where(qvalid, qh[:, None, :, None] * width + qw[None, :, None, :], 0)
+    qflat = np.where(qvalid, qh[:, None, :, None] * width + qw[None, :, None, :], 0)
     qflat = qflat.reshape(rh * rw, -1)[order].reshape(-1)
     valid = qvalid.reshape(rh * rw, -1)[order].reshape(-1)
     kflat = (kh[:, None, :, None] * width + kw[None, :, None, :]).reshape(rh * rw, -1)
     kflat = kflat[order].reshape(-1)
-    inverse = torch.empty(height * width, dtype=torch.long)
-    inverse[qflat[valid]] = torch.arange(qflat.numel())[valid]
+    inverse = np.empty(height * width, dtype=np.int64)
+    inverse[qflat[valid]] = np.arange(qflat.size)[valid]
     # per pattern: additive 0 / -inf mask (P, Th*Tw, Kh*Kw), rows and columns separable, and the
     # flat index into a (2k-1)^2 relative position bias table, same layout
-    mask = torch.where(okh[:, None, :, None, :, None] & okw[None, :, None, :, None, :], 0.0,
-                       float('-inf')).reshape(len(okh) * len(okw), th * tw, -1)
+    mask = np.where(okh[:, None, :, None, :, None] & okw[None, :, None, :, None, :], 0.0,
+                    -np.inf).astype(np.float32).reshape(len(okh) * len(okw), th * tw, -1)
     rel = (relh[:, None, :, None, :, None] * (2 * kernel[1] - 1)
            + relw[None, :, None, :, None, :]).reshape(len(okh) * len(okw), th * tw, -1)
     sorted_pattern = pattern[order]
-    bounds = [0] + (torch.nonzero(sorted_pattern[1:] != sorted_pattern[:-1])[:, 0] + 1).tolist()
+    bounds = [0] + (np.nonzero(sorted_pattern[1:] != sorted_pattern[:-1])[0] + 1).tolist()
     runs = [(s, e, int(sorted_pattern[s])) for s, e in zip(bounds, bounds[1:] + [rh * rw])]
     return dict(qflat=qflat, kflat=kflat, inverse=inverse, mask=mask, rel=rel, runs=runs,
                 grid=(rh, rw), tile=(th, tw), span=(kh.shape[1], kw.shape[1]))
 
+
+# ---------------------------------------------------------------------------- banded path
+
+def _band_axis(length: int, kernel: int, dilation: int, tile: int, phantom: bool):
+    """Tiles of one axis in the banded layout, over all dilation groups.
+
+    For tile ``t`` of a group of ``n`` positions: its queries (group rows ``t*T .. t*T+T-1``) and
+    the ``T + k - 1`` key rows ``t*T - k//2 ..`` of its rectangle. A key row ``y`` outside the
+    group is replaced by ``y + k`` (above) or ``y - k`` (below): then the centred window of every
+    query holds exactly the keys of NATTEN's window shifted inward at the border. ``phantom``
+    (rows) appends ``ceil((k-1) / T)`` query-less tiles per group, so that consecutive tiles'
+    rectangles are ``T`` rows apart throughout and can be strided views of one buffer.
+
+    Returns image positions (-1: none) of the queries ``(tiles, T)`` and keys ``(tiles, T+k-1)``,
+    and the clamped relative offsets ``key - query + k - 1`` ``(tiles, T, T+k-1)``.
+    """
+    left, right = kernel // 2, kernel - 1 - kernel // 2
+    q_src, k_src, rel = [], [], []
+    for a in range(dilation):
+        n = len(range(a, length, dilation))
+        tiles = -(-n // tile) + (-(-(kernel - 1) // tile) if phantom else 0)
+        for t in range(tiles):
+            yq = t * tile + torch.arange(tile)
+            yk = t * tile - left + torch.arange(tile + kernel - 1)
+            wrapped = torch.where(yk < 0, yk + kernel, torch.where(yk >= n, yk - kernel, yk))
+            k_ok = (yk >= -left) & (yk < n + right)
+            q_src.append(torch.where(yq < n, a + dilation * yq, -1))
+            k_src.append(torch.where(k_ok, a + dilation * wrapped, -1))
+            rel.append(torch.clamp(wrapped[None, :] - yq[:, None] + kernel - 1, 0, 2 * kernel - 2))
+    return torch.stack(q_src), torch.stack(k_src), torch.stack(rel)
+
+
+def _band_mask(tile: int, kernel: int) -> torch.Tensor:
+    """(T, T+k-1) bool: key j of a rectangle lies in the window of query i of its tile."""
+    off = torch.arange(tile + kernel - 1)[None, :] - torch.arange(tile)[:, None]
+    return (off >= 0) & (off < kernel)
+
+
+def _banded_applies(height, width, kernel, dilation, stride) -> bool:
+    return stride == (1, 1) and height // dilation[0] >= kernel[0] and \
+        width // dilation[1] >= kernel[1]
+
+
+@functools.lru_cache(maxsize=16)
+def _band_plan(height: int, width: int, kernel: Tuple[int, int], dilation: Tuple[int, int],
+               tile: Tuple[int, int]) -> dict:
+    """Index tables of the banded layout of a ``height x width`` map (cached per shape).
+
+    Per batch-head the query buffer is ``(bands, RS, Tw)`` and the key buffer
+    ``(bands, RS, Tw+kw-1)`` (``RS`` row slots: the row tiles of every row dilation group, phantom
+    tiles included), followed by a tail of ``kh-1`` rows and one zero slot; tile ``g`` (over
+    batch-head, band, row tile) owns queries ``g*Th*Tw ..`` and the key rectangle starting
+    ``g*Th`` rows of ``Tw+kw-1`` slots into the key buffer. ``cls`` gives each tile's bias class
+    (its row and column offset tables), ``rel`` the ``(2k-1)^2`` rpb index of each class.
+    """
+    (kh, kw), (th, tw) = kernel, tile
+    q_rows, k_rows, rel_h = _band_axis(height, kh, dilation[0], th, phantom=True)
+    q_cols, k_cols, rel_w = _band_axis(width, kw, dilation[1], tw, phantom=False)
+    row_q = q_rows.reshape(-1)                 # RS: the image row of each query slot
+    row_k = k_rows[:, :th].reshape(-1)         # RS: the image row of each key slot
+    q_ok = (row_q[None, :, None] >= 0) & (q_cols[:, None, :] >= 0)
+    qslots = torch.where(q_ok, row_q[None, :, None] * width + q_cols[:, None, :], 0).reshape(-1)
+    k_ok = (row_k[None, :, None] >= 0) & (k_cols[:, None, :] >= 0)
+    kslots = torch.where(k_ok, row_k[None, :, None] * width + k_cols[:, None, :], -1).reshape(-1)
+    q_ok = q_ok.reshape(-1)
+    slot_of_token = torch.empty(height * width, dtype=torch.long)
+    slot_of_token[qslots[q_ok]] = torch.arange(qslots.numel())[q_ok]
+    row_cls, rel_h = _unique_rows(rel_h)
+    col_cls, rel_w = _unique_rows(rel_w)
+    tq, tk = th * tw, (th + kh - 1) * (tw + kw - 1)
+    keep = _band_mask(th, kh)[:, None, :, None] & _band_mask(tw, kw)[None, :, None, :]
+    mask = torch.where(keep, 0.0, float('-inf')).reshape(tq, tk)
+    rel = (rel_h[:, None, :, None, :, None] * (2 * kw - 1)
+           + rel_w[None, :, None, :, None, :]).reshape(len(rel_h) * len(rel_w), tq, tk)
+    cls = (row_cls[None, :] * len(rel_w) + col_cls[:, None]).reshape(-1)  # (band, row tile)
+    # key slots outside every real query's window read token 0 (their gradient is zero)
+    return dict(qslots=qslots, kslots=kslots.clamp(min=0), key_tokens=kslots,
+                slot_of_token=slot_of_token,
+                phantom=(~q_ok).nonzero()[:, 0], mask=mask, rel=rel, cls=cls, tile=(th, tw),
+                tq=tq, tk=tk, kwidth=tw + kw - 1, tail=(kh - 1) * (tw + kw - 1) + 1,
+                period=-(-(th + kh - 1) // th), tokens=height * width,
+                rpb_shape=(2 * kh - 1, 2 * kw - 1), on_device={})
+
+
+def _unique_rows(tables: torch.Tensor):
+    """Class id of each table and the distinct tables."""
+    uniq, ids = torch.unique(tables.flatten(1), dim=0, return_inverse=True)
+    return ids, uniq.view(-1, *tables.shape[1:])
+
+
+def _plan_on(plan: dict, device: torch.device, batch: int, heads: int) -> dict:
+    """The plan's tables on ``device`` for ``batch x heads``, built once: rows of the output
+    ``(B, H, W, heads)`` (and of a last, scratch row) of every query slot, each tile's bias
+    class, the fold of the key gradient buffer, the 0/1 validity of the query slots."""
+    key = (device, batch, heads)
+    got = plan['on_device'].get(key)
+    if got is None:
+        bh, tokens = batch * heads, plan['tokens']
+        sq, sk, nc = plan['qslots'].numel(), plan['kslots'].numel(), len(plan['rel'])
+        b_of, h_of = torch.arange(bh) // heads, torch.arange(bh) % heads
+        valid = torch.zeros(sq, dtype=torch.bool)
+        valid[plan['slot_of_token']] = True
+        out_rows = (b_of[:, None] * tokens + plan['qslots'][None, :]) * heads + h_of[:, None]
+        out_rows = torch.where(valid[None, :], out_rows, bh * tokens)  # padded slots: scratch
+        cls = plan['cls'][None, :] + nc * h_of[:, None]
+        got = dict(mask=plan['mask'].to(device), rel=plan['rel'].to(device),
+                   out_rows=out_rows.reshape(-1).to(device), cls=cls.reshape(-1).to(device),
+                   valid=valid.repeat(bh).to(device),
+                   fold=_fold_index(plan['key_tokens'], tokens, batch, heads,
+                                    zero_row=bh * sk + plan['tail'] - 1, device=device))
+        plan['on_device'][key] = got
+    return got
+
+
+def _fold_index(kslots, tokens, batch, heads, zero_row, device):
+    """Rows of the flat key gradient buffer (batch-head-major, then a tail whose last row is
+    zero) that sum into each output row ``(b, token, head)``: per multiplicity rank ``j`` (the
+    j-th slot holding a token), one full gather where most tokens have a j-th slot (the others
+    read the zero row), else (output row, slot row) lists for an ``index_add_``. Slots of no
+    token (-1 in ``kslots``) are left out."""
+    order = torch.argsort(kslots, stable=True)
+    order = order[kslots[order] >= 0]
+    tok = kslots[order]
+    rank = torch.arange(len(tok)) - torch.searchsorted(tok, torch.arange(tokens))[tok]
+    b = torch.arange(batch)[:, None, None]
+    h = torch.arange(heads)[None, None, :]
+    base = (b * heads + h) * len(kslots)  # (B, 1, heads): first slot row of each batch-head
+    full, extra = [], []
+    for j in range(int(rank.max()) + 1):
+        t_j, s_j = tok[rank == j], order[rank == j]
+        if j == 0 or 2 * len(t_j) >= tokens:
+            idx = torch.full((tokens,), -1, dtype=torch.long)
+            idx[t_j] = s_j
+            rows = torch.where(idx[None, :, None] >= 0, idx[None, :, None] + base, zero_row)
+            full.append(rows.reshape(-1))
+        else:
+            out = (b * tokens + t_j[None, :, None]) * heads + h
+            extra.append((out.reshape(-1).to(device),
+                          (s_j[None, :, None] + base).reshape(-1).to(device)))
+    return [f.to(device) for f in full], extra
+
+
+def _token_rows(t: torch.Tensor, device_cache: dict):
+    """``(B, heads, H, W, c)`` -> a 2-D ``(rows, c)`` view of its storage and the row of every
+    (batch-head, token) ``(B*heads, H*W)``: gathers of tokens then read whole rows of ``c``
+    values (one ``index_select`` on dim 0), whatever the layout (the heads of a packed ``qkv``
+    projection included). A layout without such rows is made contiguous first."""
+    b, nh, h, w, c = t.shape
+    strides = t.stride()
+    if strides[-1] != 1 or any(s % c for s in strides[:-1]):
+        t = t.contiguous()
+        strides = t.stride()
+    key = ('rows', b, nh, h, w, c, strides)
+    rows_of = device_cache.get(key)
+    if rows_of is None:
+        sb, sh, sy, sx = (s // c for s in strides[:-1])
+        bh = (torch.arange(b)[:, None] * sb + torch.arange(nh)[None, :] * sh).reshape(-1, 1)
+        tok = torch.arange(h)[:, None] * sy + torch.arange(w)[None, :] * sx
+        rows_of = (bh + tok.reshape(1, -1)).to(t.device)
+        device_cache[key] = rows_of
+    n_rows = 1 + sum((n - 1) * s for n, s in zip(t.shape[:-1], strides[:-1])) // c
+    return t.as_strided((n_rows, c), (c, 1)), rows_of
+
+
+def _slot_rows(rows_of: torch.Tensor, slots: torch.Tensor, extra: int = 0) -> torch.Tensor:
+    """Row of every slot of every batch-head (batch-head-major), then ``extra`` rows of row 0."""
+    rows = rows_of[:, slots].reshape(-1)
+    return torch.cat([rows, rows.new_zeros(extra)]) if extra else rows
+
+
+def _indices(plan, dev, name, t, slots_name, extra=0):
+    """Cached slot rows of ``t`` for ``plan[slots_name]`` (see :func:`_token_rows`)."""
+    rows2d, rows_of = _token_rows(t, dev)
+    key = (name, rows_of.data_ptr(), extra)
+    got = dev.get(key)
+    if got is None:
+        got = _slot_rows(rows_of, dev.setdefault(slots_name, plan[slots_name].to(t.device)),
+                         extra)
+        dev[key] = got
+    return rows2d, got
+
+
+def _rects(buf: torch.Tensor, plan: dict, tiles: int, c: int) -> torch.Tensor:
+    """``(tiles, (Th+kh-1)(Tw+kw-1), c)`` view of a key buffer: each tile's key rectangle."""
+    step = plan['tile'][0] * plan['kwidth'] * c
+    return buf.as_strided((tiles, plan['tk'], c), (step, c, 1))
+
+
+def _chunks(plan: dict, tiles: int):
+    """``(start, end)`` tile ranges of about ``_BAND_CHUNK`` logits each."""
+    chunk = min(tiles, max(1, _BAND_CHUNK // (plan['tq'] * plan['tk'])))
+    return [(s, min(s + chunk, tiles)) for s in range(0, tiles, chunk)], chunk
+
+
+class _BandedNeighborhoodAttention(torch.autograd.Function):
+    """Banded NA, chunk by chunk of tiles: each chunk's queries and key / value rectangles are
+    gathered into cache-sized buffers and consumed at once; the backward recomputes nothing but
+    the gathers (the probabilities are kept) and accumulates the rectangles' key / value
+    gradients in band buffers, folded back to tokens at the end. Once differentiable."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, rpb, plan, scale, keep):
+        b, nh, h, w, d = q.shape
+        dv = v.shape[-1]
+        k, v = k.to(q.dtype), v.to(q.dtype)
+        dev = _plan_on(plan, q.device, b, nh)
+        tq, tk, kstep = plan['tq'], plan['tk'], plan['tile'][0] * plan['kwidth']
+        tiles = b * nh * plan['qslots'].numel() // tq
+        q2, q_rows = _indices(plan, dev, 'q', q, 'qslots')
+        k2, k_rows = _indices(plan, dev, 'k', k, 'kslots', plan['tail'])
+        v2, v_rows = _indices(plan, dev, 'v', v, 'kslots', plan['tail'])
+        bias, cls = _bias_table(rpb, plan, dev, nh, q.dtype)
+        ranges, chunk = _chunks(plan, tiles)
+        probs = q.new_empty(tiles if keep else chunk, tq, tk)
+        logits, out_c = q.new_empty(chunk, tq, tk), q.new_empty(chunk * tq, dv)
+        q_c, k_c, v_c = (q.new_empty(chunk * tq, d), q.new_empty(chunk * kstep + plan['tail'], d),
+                         q.new_empty(chunk * kstep + plan['tail'], dv))
+        out = q.new_empty(b * h * w * nh + 1, dv)  # (B, H, W, heads) rows + a scratch row
+        for s, e in ranges:
+            n = e - s
+            k_span = slice(s * kstep, e * kstep + plan['tail'])
+            torch.index_select(q2, 0, q_rows[s * tq:e * tq], out=q_c[:n * tq])
+            torch.index_select(k2, 0, k_rows[k_span], out=k_c[:n * kstep + plan['tail']])
+            torch.index_select(v2, 0, v_rows[k_span], out=v_c[:n * kstep + plan['tail']])
+            lg = logits[:n]
+            if cls is None:
+                lg.copy_(bias.expand_as(lg))
+            else:  # the bias of each tile's class: (2k-1)^2 rpb looked up + the band mask
+                torch.index_select(bias, 0, cls[s:e], out=lg)
+            lg.baddbmm_(q_c[:n * tq].view(n, tq, d), _rects(k_c, plan, n, d).transpose(1, 2),
+                        alpha=scale)
+            p = probs[s:e] if keep else probs[:n]
+            torch.softmax(lg, -1, out=p)
+            torch.bmm(p, _rects(v_c, plan, n, dv), out=out_c[:n * tq].view(n, tq, dv))
+            out.index_copy_(0, dev['out_rows'][s * tq:e * tq], out_c[:n * tq])
+        out = out[:-1].view(b, h, w, nh, dv)
+        if keep:
+            ctx.save_for_backward(q, k, v, probs, out)
+        ctx.plan, ctx.scale, ctx.has_rpb = plan, scale, rpb is not None
+        return out.permute(0, 3, 1, 2, 4)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        q, k, v, probs, out = ctx.saved_tensors
+        plan, scale = ctx.plan, ctx.scale
+        b, nh, h, w, d = q.shape
+        dv = v.shape[-1]
+        dev = _plan_on(plan, grad.device, b, nh)
+        tq, tk, kstep, tail = plan['tq'], plan['tk'], plan['tile'][0] * plan['kwidth'], \
+            plan['tail']
+        tiles = b * nh * plan['qslots'].numel() // tq
+        grad = grad.to(out.dtype)
+        q2, q_rows = _indices(plan, dev, 'q', q, 'qslots')
+        k2, k_rows = _indices(plan, dev, 'k', k, 'kslots', tail)
+        v2, v_rows = _indices(plan, dev, 'v', v, 'kslots', tail)
+        g2, g_rows = _indices(plan, dev, 'g', grad, 'qslots')
+        # softmax backward needs rowsum(dO * O) per query: per output row, 0 in the scratch row
+        delta = torch.cat([(grad.permute(0, 2, 3, 1, 4) * out).sum(-1).reshape(-1),
+                           grad.new_zeros(1)])
+        valid = dev['valid'].to(grad.dtype)
+        ranges, chunk = _chunks(plan, tiles)
+        dq = q.new_empty(b * h * w * nh + 1, d)
+        dk = q.new_zeros(tiles * kstep + tail, d)   # band buffers, batch-head-major
+        dvb = q.new_zeros(tiles * kstep + tail, dv)
+        dbias = probs.new_zeros(nh * len(plan['rel']), tq, tk) if ctx.has_rpb else None
+        period = plan['period']
+        ds_buf, dq_c = probs.new_empty(chunk, tq, tk), q.new_empty(chunk * tq, d)
+        dk_c, dv_c = q.new_empty(chunk, tk, d), q.new_empty(chunk, tk, dv)
+        q_c, g_c = q.new_empty(chunk * tq, d), q.new_empty(chunk * tq, dv)
+        k_c, v_c = q.new_empty(chunk * kstep + tail, d), q.new_empty(chunk * kstep + tail, dv)
+        for s, e in ranges:
+            n, qs, k_span = e - s, slice(s * tq, e * tq), slice(s * kstep, e * kstep + tail)
+            qn, gn = q_c[:n * tq].view(n, tq, d), g_c[:n * tq].view(n, tq, dv)
+            torch.index_select(q2, 0, q_rows[qs], out=q_c[:n * tq])
+            torch.index_select(g2, 0, g_rows[qs], out=g_c[:n * tq])
+            g_c[:n * tq].mul_(valid[qs, None])  # padded query slots: no gradient
+            torch.index_select(k2, 0, k_rows[k_span], out=k_c[:n * kstep + tail])
+            torch.index_select(v2, 0, v_rows[k_span], out=v_c[:n * kstep + tail])
+            kn, vn = _rects(k_c, plan, n, d), _rects(v_c, plan, n, dv)
+            ds = ds_buf[:n]
+            torch.bmm(gn, vn.transpose(1, 2), out=ds)
+            ds.sub_(delta[dev['out_rows'][qs]].view(n, tq, 1)).mul_(probs[s:e])  # d logits
+            if dbias is not None:
+                dbias.index_add_(0, dev['cls'][s:e], ds)
+            ds.mul_(scale)
+            torch.bmm(ds, kn, out=dq_c[:n * tq].view(n, tq, d))
+            dq.index_copy_(0, dev['out_rows'][qs], dq_c[:n * tq])
+            torch.bmm(ds.transpose(1, 2), qn, out=dk_c[:n])
+            torch.bmm(probs[s:e].transpose(1, 2), gn, out=dv_c[:n])
+            dkt, dvt = _rects(dk[s * kstep:], plan, n, d), _rects(dvb[s * kstep:], plan, n, dv)
+            for r in range(min(period, n)):  # rectangles of tiles `period` apart are disjoint
+                dkt[r::period].add_(dk_c[r:n:period])
+                dvt[r::period].add_(dv_c[r:n:period])
+        grads = [dq[:-1].view(b, h, w, nh, d)]
+        for buf, c in ((dk, d), (dvb, dv)):
+            buf[-1].zero_()  # the tail's last row: the zero every missing fold slot reads
+            grads.append(_fold(buf, dev, c).view(b, h, w, nh, c))
+        grpb = None
+        if dbias is not None:
+            grpb = dbias.new_zeros(nh, plan['rpb_shape'][0] * plan['rpb_shape'][1])
+            grpb.index_add_(1, dev['rel'].reshape(-1), dbias.view(nh, -1))
+            grpb = grpb.view(nh, *plan['rpb_shape'])
+        gq, gk, gv = (g.permute(0, 3, 1, 2, 4) for g in grads)
+        return gq, gk, gv, grpb, None, None, None
+
+
+def _bias_table(rpb, plan, dev, heads, dtype):
+    """Logit bias per tile class ``(heads * classes, Th Tw, rect)`` and each tile's class, or the
+    band mask ``(1, Th Tw, rect)`` (and None) without a position bias."""
+    mask = dev['mask'].to(dtype)
+    if rpb is None:
+        return mask[None], None
+    table = rpb.to(dtype).reshape(heads, -1)[:, dev['rel']]
+    return (table + mask).reshape(-1, plan['tq'], plan['tk']), dev['cls']
+
+
+def _fold(buf: torch.Tensor, dev: dict, c: int) -> torch.Tensor:
+    """Gradient band buffer -> ``(B H W heads, c)``: every token the sum of its slots."""
+    full, extra = dev['fold']
+    out = buf.index_select(0, full[0])
+    for idx in full[1:]:
+        out.add_(buf.index_select(0, idx))
+    for out_rows, slot_rows in extra:
+        out.index_add_(0, out_rows, buf.index_select(0, slot_rows))
+    return out
 
 def _check(q, k, v, kernel, dilation, stride, rpb):
     if q.dim() != 5:
@@ -191,12 +542,16 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
             official NAT/DiNAT checkpoints: query ``(i, j)`` and key ``(i', j')`` (coordinates in
             their dilation group) get ``rpb[h, i'-i+k-1, j'-j+k-1]`` added to their logit.
         scale: logit scale, default ``d ** -0.5``.
-        tile: query tile per axis for the pure-PyTorch path (default 8 x 8).
+        tile: query tile per axis of the pure-PyTorch paths (default 2 x 8 banded, 8 x 8
+            generic).
         use_natten: None = use ``natten.na2d`` when it can serve the call with the same result
             (see :func:`natten_can_serve`), False = never, True = require it.
 
     An axis of a dilation group shorter than the kernel attends to the whole of that axis
     (NATTEN refuses ``k * delta > H``; callers such as the mixers clamp dilation instead).
+    Stride 1 with every dilation group at least ``k`` long (NAT, DiNAT) takes the banded path (run
+    eagerly inside ``torch.compile``), any other call and any call a graph is traced from (jit,
+    ``torch.export``, ONNX) the generic one (module docstring); both give the same numbers.
 
     Complexity: ``O(B heads H W k^2 d)`` time at a constant factor of
     ``(Th+k-1)(Tw+k-1) / k^2`` wasted (masked) logits; memory ``O(B heads H W k^2)``.
@@ -220,8 +575,34 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           v.transpose(1, 3).transpose(1, 2), kernel_size=kernel, stride=strd,
                           dilation=dil, scale=scale)
         return out.permute(0, 3, 1, 2, 4)  # B H W heads d -> B heads H W d
-    tile = to_pair(tile, 'tile') if tile is not None else _DEFAULT_TILE
-    tiles = _tables(h, w, kernel, dil, strd, tile)
+    if _banded_applies(h, w, kernel, dil, strd) and not _tracing():
+        plan = _band_plan(h, w, kernel, dil, to_pair(tile, 'tile') if tile else _BAND_TILE)
+        keep = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (q, k, v, rpb))
+        return _banded(q, k, v, rpb, plan, scale, keep)
+    return _generic_na(q, k, v, kernel, dil, strd, rpb, scale,
+                       to_pair(tile, 'tile') if tile else _DEFAULT_TILE)
+
+
+def _tracing() -> bool:
+    """Whether a tracer records this call into a graph (jit trace, ``torch.export``, ONNX
+    export): they take the generic path, plain tensor ops on index tables (the banded path's
+    custom autograd function and strided views run eagerly only). ``torch.compile`` runs the
+    banded path eagerly inside the compiled model (a graph break, :func:`_banded`)."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting() or \
+        torch.onnx.is_in_onnx_export()
+
+
+@torch.compiler.disable  # torch.compile: a graph break, the banded kernel runs eagerly
+def _banded(q, k, v, rpb, plan, scale, keep):
+    return _BandedNeighborhoodAttention.apply(q, k, v, rpb, plan, scale, keep)
+
+
+def _generic_na(q, k, v, kernel, dil, strd, rpb, scale, tile):
+    """The generic tiled path (any stride, axes shorter than the kernel), autograd's backward."""
+    b, nh, h, w, d = q.shape
+    dv = v.shape[-1]
+    tiles = _tables(int(h), int(w), kernel, dil, strd, tile)  # ints also under jit tracing
     dev = q.device
     rh, rw = tiles['grid']
     th, tw = tiles['tile']
@@ -232,16 +613,17 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     # that a run of tiles is one contiguous slice: (B*heads*H*W, d) -> query tiles
     # (R, B*heads, Th*Tw, d) and key rectangles (R, B*heads, Kh*Kw, d)
     base = torch.arange(bh, device=dev)[None, :, None] * (h * w)
-    qidx = (tiles['qflat'].to(dev).view(n_tiles, 1, -1) + base).view(-1)
-    kidx = (tiles['kflat'].to(dev).view(n_tiles, 1, -1) + base).view(-1)
+    qidx = (_constant(tiles['qflat'], dev).view(n_tiles, 1, -1) + base).view(-1)
+    kidx = (_constant(tiles['kflat'], dev).view(n_tiles, 1, -1) + base).view(-1)
     qt = q.reshape(bh * h * w, d).index_select(0, qidx).view(n_tiles, bh, th * tw, d)
     kt = k.reshape(bh * h * w, d).index_select(0, kidx).view(n_tiles, bh, kh * kw, d)
     vt = v.reshape(bh * h * w, dv).index_select(0, kidx).view(n_tiles, bh, kh * kw, dv)
     # one additive bias per tile pattern (window mask, + NAT Eq. 2's B(i, j) looked up by the
     # relative offset in the dilation group): (P, 1 or B*heads, Th*Tw, Kh*Kw)
-    bias = tiles['mask'].to(dev, q.dtype)[:, None]
+    bias = _constant(tiles['mask'], dev).to(q.dtype)[:, None]
     if rpb is not None:
-        bias = rpb.reshape(nh, -1)[:, tiles['rel'].to(dev)].to(q.dtype).transpose(0, 1) + bias
+        bias = rpb.reshape(nh, -1)[:, _constant(tiles['rel'], dev)].to(q.dtype).transpose(0, 1) + \
+            bias
         bias = bias.repeat(1, b, 1, 1) if b > 1 else bias
     qt = qt * scale
     # runs of tiles in chunks whose logits stay cache-sized (about 1.5M entries): measured 2x
@@ -256,8 +638,13 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
             outs.append(torch.matmul(torch.softmax(logits, dim=-1).to(vt.dtype), vt[s:e]))
     out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)  # R B*heads Th*Tw dv
     # token t of batch-head j sits in tile inverse[t] // (Th Tw), slot inverse[t] % (Th Tw)
-    inv = tiles['inverse'].to(dev)
+    inv = _constant(tiles['inverse'], dev)
     tt = th * tw
     oidx = ((inv // tt)[None, :] * bh + torch.arange(bh, device=dev)[:, None]) * tt + \
         (inv % tt)[None, :]
     return out.view(-1, dv).index_select(0, oidx.view(-1)).view(b, nh, h, w, dv)
+
+
+def _constant(table: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A table of the generic path as a tensor on ``device`` (a constant of a traced graph)."""
+    return torch.as_tensor(table, device=device)

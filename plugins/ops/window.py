@@ -22,7 +22,12 @@ from .utils import relative_position_index, to_pair
 IntPair = Union[int, Sequence[int]]
 
 __all__ = ['window_attention_2d', 'window_partition', 'window_merge', 'msw_msa_shift',
-           'window_attention_bias', 'window_rows']
+           'window_attention_bias', 'window_bias', 'window_bias_terms', 'window_rows']
+
+# logit added to masked pairs: the constant of Swin's official code (and timm's). exp(-100) is
+# zero to float32's resolution next to any unmasked pair of the row, and, unlike -inf, it spares
+# the softmax of scaled_dot_product_attention its pass for rows that -inf would leave empty
+MASKED = -100.0
 
 
 def window_partition(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
@@ -45,7 +50,8 @@ def window_merge(x: torch.Tensor, window: Tuple[int, int], size: Tuple[int, int]
 @functools.lru_cache(maxsize=16)
 def _window_mask(padded: Tuple[int, int], valid: Tuple[int, int], window: Tuple[int, int],
                  shift: Tuple[int, int], shifted_mask: bool) -> Optional[torch.Tensor]:
-    """Additive mask ``(nW, N, N)`` (0 / -inf) in the rolled frame, or None when nothing is masked.
+    """Additive mask ``(nW, N, N)`` (0 / ``MASKED``) in the rolled frame, or None when nothing is
+    masked.
 
     A key is masked when it lies in padding (and the query does not: padded queries keep their
     keys so that no row is empty), or, with ``shifted_mask``, when it comes from another region of
@@ -74,7 +80,7 @@ def _window_mask(padded: Tuple[int, int], valid: Tuple[int, int], window: Tuple[
 
     lab, ins = part(label), part(inside)
     allowed = (lab[:, :, None] == lab[:, None, :]) & (ins[:, None, :] | ~ins[:, :, None])
-    return torch.where(allowed, 0.0, float('-inf'))
+    return torch.where(allowed, 0.0, MASKED)
 
 
 def msw_msa_shift(window: IntPair, step: int) -> Tuple[int, int]:
@@ -142,25 +148,47 @@ def window_attention_bias(size: Tuple[int, int], window: Tuple[int, int], shift:
     """Additive attention bias ``(1, heads * nW, N, N)`` (or ``(1, nW * heads, N, N)`` with
     ``heads_first=False``) of windows over a ``size`` map padded to window multiples: relative
     position bias plus the shifted-window and padding masks; None when there is nothing to add."""
+    bias = window_bias(size, window, shift, rpb_table, num_heads, shifted_mask, dtype, device)
+    if bias is None:
+        return None
+    h, w = size
+    nw = (-(-h // window[0])) * (-(-w // window[1]))
+    n = window[0] * window[1]
+    bias = bias.expand(nw, num_heads, n, n)
+    if heads_first:
+        bias = bias.transpose(0, 1)
+    return bias.reshape(1, nw * num_heads, n, n)
+
+
+def window_bias(size: Tuple[int, int], window: Tuple[int, int], shift: Tuple[int, int],
+                rpb_table: Optional[torch.Tensor], num_heads: int, shifted_mask: bool = True,
+                dtype=None, device=None) -> Optional[torch.Tensor]:
+    """The same bias in its smallest broadcastable form ``(nW or 1, heads or 1, N, N)``, windows
+    first (as ``(B nW, heads, N, N)`` attention takes it for batch 1): the relative position
+    bias alone is never repeated per window, nor a mask per head."""
+    rpb, mask = window_bias_terms(size, window, shift, rpb_table, num_heads, shifted_mask,
+                                  dtype, device)
+    if rpb is None or mask is None:
+        return mask if rpb is None else rpb
+    return rpb + mask
+
+
+def window_bias_terms(size: Tuple[int, int], window: Tuple[int, int], shift: Tuple[int, int],
+                      rpb_table: Optional[torch.Tensor], num_heads: int,
+                      shifted_mask: bool = True, dtype=None, device=None):
+    """The two terms of :func:`window_bias`, each None when absent: the relative position bias
+    ``(1, heads, N, N)`` (Swin Eq. 4) and the shifted-window / padding mask ``(nW, 1, N, N)``."""
     h, w = size
     hp, wp = h + (-h) % window[0], w + (-w) % window[1]
-    nw, n, nh = (hp // window[0]) * (wp // window[1]), window[0] * window[1], num_heads
+    n = window[0] * window[1]
     mask = _window_mask((hp, wp), (h, w), window, shift, shifted_mask)
     if mask is not None:
-        mask = mask.to(device, dtype)
+        mask = mask.to(device, dtype)[:, None]
     if rpb_table is None:
-        if mask is None:
-            return None
-        bias = mask[None]  # 1 nW N N
-    else:
-        index = _rel_index(window, device)
-        bias = rpb_table[index.view(-1)].view(n, n, nh).permute(2, 0, 1)[:, None].to(dtype)
-        if mask is not None:
-            bias = bias + mask  # heads nW N N
-    bias = bias.expand(nh, nw, n, n)
-    if not heads_first:
-        bias = bias.transpose(0, 1)
-    return bias.reshape(1, nh * nw, n, n)
+        return None, mask
+    index = _rel_index(window, device)
+    rpb = rpb_table[index.view(-1)].view(n, n, num_heads).permute(2, 0, 1)[None].to(dtype)
+    return rpb, mask
 
 
 def window_rows(size: Tuple[int, int], window: IntPair, shift: IntPair = 0):
@@ -196,3 +224,4 @@ def _rel_index_cpu(window: Tuple[int, int]) -> torch.Tensor:
 
 def _rel_index(window, device):
     return _rel_index_cpu(window).to(device)
+

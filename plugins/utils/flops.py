@@ -9,16 +9,22 @@ is then replaced by it. Neighborhood attention needs it: its tiled kernel multip
 tile with the union of its tile's neighborhoods, which the analyser counts as dense matmuls
 (NAT-Mini at 224: 0.55 GFLOPs of matmul against 0.14 G of neighborhood products); the NAT / DiNAT
 papers count k x k keys per query (NAT-Mini 2.7 G).
+
+``F.scaled_dot_product_attention``, which the analyser does not know, counts as the two products
+it computes, ``q k^T`` and ``attention v`` (``B L S (E + Ev)``), as the papers count attention.
 """
 import contextlib
+import math
 
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.jit_handles import get_shape
 
 
 def count_flops(model: nn.Module, inputs: tuple) -> int:
     """Multiply-adds of ``model(*inputs)`` with the ``attention_macs`` corrections."""
     analyzer = FlopAnalyzer(model, inputs)
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_macs)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     with _recording_attention_macs(model) as exact:  # filled by the analyser's one trace
@@ -48,3 +54,11 @@ def _recording_attention_macs(model: nn.Module):
     finally:
         for hook in hooks:
             hook.remove()
+
+
+def sdpa_macs(inputs, outputs) -> int:
+    """Multiply-adds of a traced ``scaled_dot_product_attention(q, k, v, ...)``: ``q k^T`` and
+    the attention-weighted sum of ``v``, every query against every key it is given."""
+    q, k, v = (get_shape(t) for t in inputs[:3])
+    batch = math.prod(q[:-2])
+    return batch * q[-2] * k[-2] * (q[-1] + v[-1])

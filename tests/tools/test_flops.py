@@ -18,6 +18,14 @@ def test_neighborhood_attention_counts_k_by_k_keys_per_query():
     assert count_flops(padded, (x, )) == linears + 2 * 20 * 5 * (7 * 7) * 32
 
 
+def test_scaled_dot_product_attention_counts_both_products():
+    from plugins.mixers.global_attention import GlobalSelfAttention
+    x = torch.rand(1, 32, 6, 7)
+    n = 6 * 7
+    linears = n * 32 * 96 + n * 32 * 32
+    assert count_flops(GlobalSelfAttention(32, 2).eval(), (x, )) == linears + 2 * n * n * 32
+
+
 def test_nat_mini_matches_the_paper():
     ref = reference_numbers('NAT', 'mini')['flops_g']  # 2.7
     flops = count_flops(NAT('mini').eval(), (torch.rand(1, 3, 224, 224), )) / 1e9
