@@ -115,6 +115,13 @@ def time_once(run: Callable[[], None]) -> float:
     return clock() - t0
 
 
+def time_call(run: Callable[[], None], budget_s: float, max_reps: int = 5) -> float:
+    """Median ms of ``run`` alone (:func:`clock`): one warm-up, then up to ``max_reps`` repeats
+    within about ``budget_s``; a call slower than ``budget_s`` is timed once more."""
+    reps = repeats_within(budget_s, time_once(run), max_reps)
+    return statistics.median(time_once(run) for _ in range(reps)) * 1e3
+
+
 def matmul_rate(size: int = GEMM_SIZE, repeats: int = 3) -> float:
     """Multiply-adds per second of a ``size x size`` fp32 matrix product (best of ``repeats``),
     on :func:`clock` with the current threads: the machine's limit the "ideal" times divide by."""
