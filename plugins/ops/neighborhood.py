@@ -35,7 +35,7 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .utils import to_pair
+from .utils import graph_tracing, to_pair
 
 IntPair = Union[int, Sequence[int]]
 
@@ -513,7 +513,7 @@ def natten_can_serve(q: torch.Tensor, kernel: Tuple[int, int], dilation: Tuple[i
         return False
     if q.device.type != 'cuda':
         return False  # its CPU path is eager flex attention (no backward), far slower than ours
-    if _tracing():
+    if graph_tracing():
         return False  # exported graphs stay plain tensor ops (no natten custom op in them)
     return _natten() is not None
 
@@ -535,7 +535,7 @@ def neighborhood_backend(q: torch.Tensor, kernel_size: IntPair, dilation: IntPai
     if use_natten or (use_natten is None and natten_can_serve(q, kernel, dil, strd, rpb)):
         return 'natten'
     h, w = q.shape[2:4]
-    if _banded_applies(h, w, kernel, dil, strd) and not _tracing():
+    if _banded_applies(h, w, kernel, dil, strd) and not graph_tracing():
         return 'banded'
     return 'generic'
 
@@ -607,15 +607,6 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         return _banded(q, k, v, rpb, plan, scale, keep)
     return _generic_na(q, k, v, kernel, dil, strd, rpb, scale,
                        to_pair(tile, 'tile') if tile else _DEFAULT_TILE)
-
-
-def _tracing() -> bool:
-    """Whether a tracer records this call into a graph (jit trace, ``torch.export``, ONNX
-    export): they take the generic path, plain tensor ops on index tables (the banded path's
-    custom autograd function and strided views run eagerly only). ``torch.compile`` runs the
-    banded path eagerly inside the compiled model (a graph break, :func:`_banded`)."""
-    return torch.jit.is_tracing() or torch.compiler.is_exporting() or \
-        torch.onnx.is_in_onnx_export()
 
 
 @torch.compiler.disable  # torch.compile: a graph break, the banded kernel runs eagerly
