@@ -261,15 +261,7 @@ def main(argv=None):
 
 
 #: architecture -> why a check cannot pass (pinned by tests/test_deployment.py)
-KNOWN_LIMITS: Dict[str, str] = {
-    'RaftMLP': 'ONNX exports and runs with onnxruntime\'s basic graph optimizations '
-               '(`GraphOptimizationLevel.ORT_ENABLE_BASIC`); its default level (ALL) moves the '
-               'bicubic resizes of the token grid (`F.interpolate(mode="bicubic")` on maps '
-               'permuted from channels-last) into channels-last layout, where its own cubic '
-               'Resize kernel refuses to downscale ("\'Cubic\' mode only supports ... other '
-               'scales >= 1"), so the resize back from the pre-training grid fails. An '
-               'onnxruntime limitation: create the session with ORT_ENABLE_BASIC.',
-}
+KNOWN_LIMITS: Dict[str, str] = {}
 
 
 if __name__ == '__main__':
