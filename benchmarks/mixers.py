@@ -595,6 +595,7 @@ def write_plot(rows: List[dict], path: str, dim: int = 64) -> bool:
 
 
 def main(argv=None):
+    global SKIP_ABOVE_S
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='tiny grids, short budget')
     parser.add_argument('--only', default=None, help='cases whose name contains this')
@@ -629,7 +630,6 @@ def main(argv=None):
         settle_allocator()
     torch.set_num_threads(args.threads)
     set_device(args.device)
-    global SKIP_ABOVE_S
     SKIP_ABOVE_S = args.max_call_s
     grids = QUICK_GRIDS if args.quick else FULL_GRIDS
     full = not args.quick and not args.grids
