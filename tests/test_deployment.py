@@ -1,12 +1,12 @@
 """Deployment: ``torch.export``, ONNX (run by onnxruntime) and ``torch.compile`` give eager's numbers.
 
 The full matrix (every architecture of ``reference.yaml`` at two sizes, the three checks) is
-``tools/analysis/deployment_table.py`` -> ``docs/deployment.md``; exporting a backbone takes
-seconds to tens of seconds here, so the tests keep the paths that only tracing takes (the tracers
-do not follow the eager fast paths): neighborhood attention's generic path, window attention's
-bias, the selective scan's traceable chunks (SS2D), top-k routing's gathers, RaftMLP's resize
-matrices, on the mixers of the benchmark and a few backbones, and one compiled model (the banded
-NA kernel as a graph break). The docs table must list every architecture.
+``tools/analysis/deployment_table.py`` -> ``docs/deployment.md``; exporting one backbone takes
+seconds to tens of seconds here, so the tests keep the paths that only a traced graph takes (the
+tracers do not follow the eager fast paths): neighborhood attention's generic path, shifted window
+attention's bias and mask, the selective scan's traceable chunks (SS2D), top-k routing's gathers,
+RaftMLP's resize matrices; a whole backbone (MixerFormer) through ONNX; one compiled model (the
+banded NA kernel as a graph break); and the docs table covering every architecture.
 """
 import os.path as osp
 
