@@ -568,8 +568,10 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         scale: logit scale, default ``d ** -0.5``.
         tile: query tile per axis of the pure-PyTorch paths (default 2 x 8 banded, 8 x 8
             generic).
-        use_natten: None = use ``natten.na2d`` when it can serve the call with the same result
-            (see :func:`natten_can_serve`), False = never, True = require it.
+        use_natten: None = use ``natten.na2d`` (NATTEN's fused kernels) on CUDA when it can serve
+            the call with the same result (see :func:`natten_can_serve`), the toolkit's paths
+            otherwise (:func:`neighborhood_backend` tells which); False = never, True = require
+            it.
 
     An axis of a dilation group shorter than the kernel attends to the whole of that axis
     (NATTEN refuses ``k * delta > H``; callers such as the mixers clamp dilation instead).
