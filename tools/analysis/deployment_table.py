@@ -221,7 +221,10 @@ def _cell(got: Optional[dict]) -> str:
 
 def summary_line(row: dict, checks=CHECKS) -> str:
     cells = [f'{cell_key(how, size)}: {_cell(row.get(cell_key(how, size)))}'
-             for how in checks for size in SIZES]
+             for how in checks if how != 'speed' for size in SIZES]
+    sp = row.get('speed', {})
+    if 'eager_ms' in sp:
+        cells.append(f'eager {sp["eager_ms"]:.1f} ms, compiled {sp["compiled_ms"]:.1f} ms')
     return f'{row["arch"]}: ' + '; '.join(cells)
 
 
