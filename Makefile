@@ -4,7 +4,8 @@
 #   make demo-all  all six demos (also super-resolution, point clouds and Mamba-YOLO)
 #   make test      install if needed, run the test suite
 #   make docs      regenerate the generated tables of docs/ (plugins, backbone presets, model zoo,
-#                  troubleshooting)
+#                  troubleshooting, deployment: the last compiles and exports every backbone,
+#                  about an hour on 2 cores)
 # Bring your own torch: make install TORCH_SPEC="torch==2.x.y" (or SKIP_TORCH=1 to keep the one you have).
 VENV       ?= .venv
 PYTHON     ?= python3
@@ -57,3 +58,4 @@ docs: install
 	$(PY) tools/analysis/backbone_table.py --out docs/backbones.md
 	$(PY) tools/analysis/model_zoo.py --out docs/model-zoo.md
 	$(PY) tools/analysis/troubleshooting.py --out docs/troubleshooting.md
+	OMP_NUM_THREADS=1 $(PY) tools/analysis/deployment_table.py --out docs/deployment.md

@@ -33,6 +33,11 @@ Usage:
     python -m benchmarks.mixers --isolate      # full run: writes benchmarks/results/mixers.{md,png}
     python -m benchmarks.mixers --quick        # smoke run on tiny grids
     python -m benchmarks.mixers --only Halo    # cases whose name contains a string
+    python -m benchmarks.mixers --device cuda --grids '56x56x64' --out DIR   # on a GPU
+
+On a GPU (``--device cuda``) the clock is wall time around synchronised calls and the peak
+memory is the CUDA allocator's peak (``torch.cuda.max_memory_allocated``) during the call beyond
+what was allocated before it.
 """
 import argparse
 import ctypes
@@ -74,6 +79,35 @@ GEMM_SIZE = 2048
 # is skipped on the larger grids and reported as skipped (a sequential-scan peer, for instance)
 SKIP_ABOVE_S = 90.0
 SKIP_ABOVE_MB = 5000.0
+#: where the models and inputs live (``--device``; :func:`set_device`)
+DEVICE = torch.device('cpu')
+
+
+def set_device(name: str) -> torch.device:
+    """Run the benchmark on ``name`` (``cpu``, ``cuda``, ``cuda:1``); a clear error where that
+    device is absent."""
+    global DEVICE
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(f'--device {name}: torch {torch.__version__} sees no CUDA device here; '
+                         'run on a machine with a GPU or use --device cpu')
+    if device.type not in ('cpu', 'cuda'):
+        raise SystemExit(f'--device {name}: only cpu and cuda are supported')
+    DEVICE = device
+    return device
+
+
+def synchronize() -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if DEVICE.type == 'cuda':
+        torch.cuda.synchronize(DEVICE)
+
+
+def device_name() -> str:
+    """The benchmark device in words, e.g. ``cuda (NVIDIA H100 80GB HBM3)`` or ``cpu``."""
+    if DEVICE.type == 'cuda':
+        return f'{DEVICE} ({torch.cuda.get_device_name(DEVICE)})'
+    return 'cpu'
 
 
 def collect_cases(only: Optional[str] = None) -> List[MixerCase]:
@@ -105,13 +139,17 @@ def settle_allocator() -> bool:
 def clock() -> float:
     """CPU time of this process when torch runs one thread (on a shared machine, wall time would
     also count other processes' time slices), wall time otherwise."""
+    if DEVICE.type != 'cpu':
+        return time.perf_counter()
     return time.process_time() if torch.get_num_threads() == 1 else time.perf_counter()
 
 
 def time_once(run: Callable[[], None]) -> float:
-    """Seconds of one call of ``run`` on :func:`clock`."""
+    """Seconds of one call of ``run`` on :func:`clock` (the device's work included)."""
+    synchronize()
     t0 = clock()
     run()
+    synchronize()
     return clock() - t0
 
 
@@ -125,7 +163,7 @@ def time_call(run: Callable[[], None], budget_s: float, max_reps: int = 5) -> fl
 def matmul_rate(size: int = GEMM_SIZE, repeats: int = 3) -> float:
     """Multiply-adds per second of a ``size x size`` fp32 matrix product (best of ``repeats``),
     on :func:`clock` with the current threads: the machine's limit the "ideal" times divide by."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = torch.randn(size, size, device=DEVICE), torch.randn(size, size, device=DEVICE)
     torch.mm(a, b)
     return size ** 3 / min(time_once(lambda: torch.mm(a, b)) for _ in range(repeats))
 
@@ -181,7 +219,9 @@ def peak_memory(run: Callable[[], None]) -> Optional[float]:
     the measurement failed. It runs in a forked child, so that no profiler state can touch the
     timings of this process (VAN-b0 at 224, one thread, fastest of 40 calls after / before a
     profile, three tries each: in-process profile 0.86-1.32x, mean 1.12; forked 0.89-1.14x,
-    mean 1.01; the machine's noise is about +-15%)."""
+    mean 1.01; the machine's noise is about +-15%). On CUDA: the allocator's peak."""
+    if DEVICE.type == 'cuda':
+        return cuda_peak_mb(run)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: measure, report, exit without running the parent's cleanup
@@ -196,6 +236,17 @@ def peak_memory(run: Callable[[], None]) -> Optional[float]:
         reply = pipe.read()
     os.waitpid(pid, 0)
     return float(reply) if reply else None
+
+
+def cuda_peak_mb(run: Callable[[], None]) -> float:
+    """Peak CUDA tensor memory (MB) allocated during ``run()`` beyond what was allocated
+    before it."""
+    synchronize()
+    torch.cuda.reset_peak_memory_stats(DEVICE)
+    before = torch.cuda.memory_allocated(DEVICE)
+    run()
+    synchronize()
+    return max(0, torch.cuda.max_memory_allocated(DEVICE) - before) / 2 ** 20
 
 
 def profiled_peak_mb(run: Callable[[], None]) -> float:
@@ -295,10 +346,10 @@ def run_case(case: MixerCase, grids, budget_s: float, full: bool, log=print,
     last: Dict[str, dict] = {}  # who -> its latest measurement, for _projected_skip
     for h, w, c in case_grids(case, grids, full):
         heads = max(1, c // HEAD_DIM)
-        x = torch.randn(1, c, h, w)
+        x = torch.randn(1, c, h, w, device=DEVICE)
         torch.manual_seed(0)
         try:
-            ours = case.build(c, heads)
+            ours = case.build(c, heads).to(DEVICE)
         except (ValueError, AssertionError) as err:
             log(f'  {case.name}: cannot build at C={c}: {err}')
             continue
@@ -314,6 +365,8 @@ def run_case(case: MixerCase, grids, budget_s: float, full: bool, log=print,
                     fns[who] = (ours, params)
                 else:
                     peer = case.build_peer(ours)
+                    if isinstance(peer, torch.nn.Module):
+                        peer = peer.to(DEVICE)
                     fns[who] = (peer, params + list(getattr(peer, 'parameters', list)()))
             except Exception as err:  # noqa: BLE001  (a peer that cannot be built is reported)
                 got[who] = _empty(f'{type(err).__name__}: {str(err)[:80]}')
@@ -347,8 +400,8 @@ def run_global(grids, budget_s: float, log=print, gemm_size: int = GEMM_SIZE) ->
     rows = []
     for h, w, c in grids:
         torch.manual_seed(0)
-        glob = GlobalSelfAttention(c, max(1, c // HEAD_DIM))
-        x = torch.randn(1, c, h, w)
+        glob = GlobalSelfAttention(c, max(1, c // HEAD_DIM)).to(DEVICE)
+        x = torch.randn(1, c, h, w, device=DEVICE)
         rate = matmul_rate(gemm_size)
         g = measure({'ours': (glob, list(glob.parameters()))}, x, budget_s)['ours']
         rows.append(_with_ideal(dict(case=GLOBAL, paper='', grid=(h, w), dim=c, who='ours',
@@ -372,7 +425,7 @@ def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
 
 
 def run_isolated(grids, only, budget_s, threads, max_gb, full, log=print,
-                 system_allocator: bool = False) -> List[dict]:
+                 system_allocator: bool = False, device: str = 'cpu') -> List[dict]:
     """Each case (and global attention) in a subprocess of its own: a case that exhausts memory
     fails alone (its address space is capped at ``max_gb``) and leaves no fragmented heap
     behind for the next one."""
@@ -386,7 +439,8 @@ def run_isolated(grids, only, budget_s, threads, max_gb, full, log=print,
                    '--budget', str(budget_s), '--grids', ';'.join(f'{h}x{w}x{c}'
                                                                   for h, w, c in grids)]
             cmd += ['--worker-case', name] if name else ['--worker-global']
-            cmd += ['--threads', str(threads)]
+            cmd += ['--threads', str(threads), '--device', device,
+                    '--max-call-s', str(SKIP_ABOVE_S)]
             if max_gb:
                 cmd += ['--max-gb', str(max_gb)]
             if full:
@@ -427,17 +481,23 @@ def write_markdown(rows: List[dict], path: str, note: str = '') -> None:
     glob = {(r['grid'], r['dim']): r for r in rows if r['case'] == GLOBAL}
     cases = list(dict.fromkeys(r['case'] for r in rows if r['case'] != GLOBAL))
     threads = rows[0].get('threads', torch.get_num_threads()) if rows else 1
+    device = rows[0].get('device', 'cpu') if rows else 'cpu'
+    on_cpu = device == 'cpu'
     rates = [r['gemm_rate'] for r in rows if r.get('gemm_rate')]
     size = next((r['gemm_size'] for r in rows if r.get('gemm_size')), GEMM_SIZE)
     rate_txt = (f' The {size}x{size} GEMM ran at {min(rates) / 1e9:.0f}-'
                 f'{max(rates) / 1e9:.0f} G multiply-adds/s over the run.') if rates else ''
-    lines = ['# Mixer benchmark (CPU, fp32, batch 1)', '',
+    clock_txt = ('process CPU time with one thread, so that other processes on a shared machine '
+                 'do not count; wall time otherwise' if on_cpu else
+                 'wall time around synchronised calls')
+    memory_txt = ('the profiler\'s raw allocation events' if on_cpu else
+                  'the CUDA allocator\'s peak')
+    lines = [f'# Mixer benchmark ({"CPU" if on_cpu else device}, fp32, batch 1)', '',
              'Generated by `python -m benchmarks.mixers`; do not edit by hand.', '',
-             f'torch {torch.__version__}, {threads} thread(s). Time: median in ms over at least '
-             f'{MIN_REPS} calls of ours and of the peer alternating (process CPU time with one '
-             'thread, so that other processes on a shared machine do not count; wall time '
-             'otherwise); memory: peak tensor memory alive during the call beyond inputs and '
-             'weights (the profiler\'s raw allocation events), MB. fwd+bwd computes input and '
+             f'torch {torch.__version__}, {threads} thread(s), device {device}. Time: median in '
+             f'ms over at least {MIN_REPS} calls of ours and of the peer alternating '
+             f'({clock_txt}); memory: peak tensor memory alive during the call beyond inputs '
+             f'and weights ({memory_txt}), MB. fwd+bwd computes input and '
              'weight gradients. "vs peer" = peer time / our time for fwd+bwd (> 1: we are '
              'faster); "vs global" = global-attention fwd time / our fwd time. MMAC: useful '
              'multiply-adds of the forward (`plugins/utils/flops.py`); "x ideal" = our time / '
@@ -531,7 +591,7 @@ def write_plot(rows: List[dict], path: str, dim: int = 64) -> bool:
         ax.set_yscale('log')
         ax.set_xlabel('tokens (H x W)')
         ax.set_ylabel(unit)
-        ax.set_title(f'{title}, C = {dim}, CPU fp32')
+        ax.set_title(f'{title}, C = {dim}, {DEVICE.type.upper()} fp32')
         ax.grid(True, which='both', alpha=0.3)
     axes[0, 1].legend(fontsize=6, loc='upper left', ncol=1)
     axes[1, 1].legend(fontsize=6, loc='upper left', ncol=1)
@@ -542,12 +602,17 @@ def write_plot(rows: List[dict], path: str, dim: int = 64) -> bool:
 
 
 def main(argv=None):
+    global SKIP_ABOVE_S
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='tiny grids, short budget')
     parser.add_argument('--only', default=None, help='cases whose name contains this')
     parser.add_argument('--out', default=os.path.join(ROOT, 'benchmarks', 'results'))
     parser.add_argument('--budget', type=float, default=5.0,
                         help='seconds of timed repeats per measurement (at least 5 repeats each)')
+    parser.add_argument('--device', default='cpu', help='cpu (default) or cuda[:N]')
+    parser.add_argument('--max-call-s', type=float, default=SKIP_ABOVE_S,
+                        help='skip a call whose fwd+bwd, projected from its last grid, would '
+                             'take longer (seconds)')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads (default 1: process CPU time is the clock)')
     parser.add_argument('--isolate', action='store_true',
@@ -571,6 +636,8 @@ def main(argv=None):
     if not args.system_allocator:
         settle_allocator()
     torch.set_num_threads(args.threads)
+    set_device(args.device)
+    SKIP_ABOVE_S = args.max_call_s
     grids = QUICK_GRIDS if args.quick else FULL_GRIDS
     full = not args.quick and not args.grids
     if args.grids:
@@ -582,14 +649,14 @@ def main(argv=None):
                              with_global=args.worker_global, full=args.worker_full,
                              gemm_size=gemm)
         with open(args.worker_out, 'w') as f:
-            json.dump([dict(r, threads=args.threads) for r in rows], f)
+            json.dump([dict(r, threads=args.threads, device=device_name()) for r in rows], f)
         return rows
     if args.isolate:
         rows = run_isolated(grids, args.only, budget, args.threads, args.max_gb, full,
-                            system_allocator=args.system_allocator)
+                            system_allocator=args.system_allocator, device=args.device)
     else:
         rows = run_benchmark(grids, args.only, budget, full=full, gemm_size=gemm)
-    rows = [dict(r, threads=args.threads) for r in rows]
+    rows = [dict(r, threads=args.threads, device=device_name()) for r in rows]
     name = 'mixers_quick' if args.quick else 'mixers'
     os.makedirs(args.out, exist_ok=True)
     raw = os.path.join(args.out, f'{name}.json')

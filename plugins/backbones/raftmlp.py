@@ -42,23 +42,57 @@ run on 56x56 / 28x28 / 14x14 / 7x7 instead of 200x304 / 100x152 / 50x76 / 25x38 
 with random weights levels 1-3 differ by mean |diff| 1.0-1.5 against mean |x| 0.8-1.2 (level 0,
 the embedding, is the same); no trained release was at hand to compare trained features.
 """
+import functools
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
+from ..ops.utils import graph_tracing
 from ..registry import MODELS
 from .base import AttentionBackbone
 from .layers import TokenMlp
 
 
 def bicubic(x: torch.Tensor, size) -> torch.Tensor:
-    """Bicubic resize of an NCHW map (``align_corners=False``), the official resampling."""
+    """Bicubic resize of an NCHW map (``align_corners=False``), the official resampling.
+
+    In a traced graph (``torch.export``, ONNX) it is two products with the resize matrices of
+    the axes (:func:`bicubic_matrix`) instead of ``F.interpolate``: onnxruntime's default graph
+    optimizations move a Resize fed by a channels-last map into its blocked layout, whose cubic
+    kernel refuses to downscale ("'Cubic' mode only supports ... scales >= 1"), so every input
+    off the pre-training grid failed there. The same numbers (within fp32 rounding, 1e-6)."""
     if tuple(x.shape[2:]) == tuple(size):
         return x
+    if graph_tracing():
+        rows = torch.from_numpy(bicubic_matrix(x.shape[2], size[0])).to(x)
+        cols = torch.from_numpy(bicubic_matrix(x.shape[3], size[1])).to(x)
+        return torch.matmul(torch.matmul(rows, x), cols.t())
     return F.interpolate(x, size=size, mode='bicubic', align_corners=False)
+
+
+@functools.lru_cache(maxsize=32)
+def bicubic_matrix(length: int, out: int) -> np.ndarray:
+    """``(out, length)`` matrix of PyTorch's bicubic resize along one axis (``align_corners=False``,
+    Keys' cubic convolution with ``a = -0.75``, source positions ``(o + 0.5) length / out - 0.5``,
+    taps beyond the border clamped to it)."""
+    a = -0.75
+    src = (np.arange(out) + 0.5) * (length / out) - 0.5
+    base = np.floor(src)
+    t = src - base
+    # weights of the taps base-1 .. base+2 (PyTorch's get_cubic_upsample_coefficients)
+    taps = [((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+            ((a + 2) * t - (a + 3)) * t * t + 1,
+            ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+            ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a]
+    matrix = np.zeros((out, length), dtype=np.float64)
+    for k, weight in enumerate(taps):
+        index = np.clip(base.astype(np.int64) - 1 + k, 0, length - 1)
+        np.add.at(matrix, (np.arange(out), index), weight)
+    return matrix.astype(np.float32)
 
 
 class CrossScaleEmbedding(nn.Module):

@@ -116,8 +116,10 @@ class RoutingAttention(nn.Module):
         return out.transpose(1, 2).reshape(b, c, h, w)
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
-        """``x . mu^T`` per head, ``(B, heads, N, c)``, in the centroids' precision."""
-        return torch.einsum('bhnd,hcd->bhnc', x.detach().to(self.means.dtype), self.means)
+        """``x . mu^T`` per head, ``(B, heads, N, c)``, in the centroids' precision (also under
+        autocast, which would otherwise run the product in its low dtype)."""
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.einsum('bhnd,hcd->bhnc', x.detach().to(self.means.dtype), self.means)
 
     def extra_repr(self) -> str:
         return (f'dim={self.dim}, num_heads={self.num_heads}, num_clusters={self.num_clusters}, '

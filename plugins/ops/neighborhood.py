@@ -35,11 +35,12 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .utils import to_pair
+from .utils import graph_tracing, to_pair
 
 IntPair = Union[int, Sequence[int]]
 
-__all__ = ['neighborhood_attention_2d', 'neighborhood_window_starts', 'natten_can_serve']
+__all__ = ['neighborhood_attention_2d', 'neighborhood_window_starts', 'natten_can_serve',
+           'neighborhood_backend']
 
 # query tile per axis of the generic path: 8 rows x 8 cols (measured, benchmarks/mixers.py)
 _DEFAULT_TILE = (8, 8)
@@ -499,8 +500,9 @@ def _check(q, k, v, kernel, dilation, stride, rpb):
 
 def natten_can_serve(q: torch.Tensor, kernel: Tuple[int, int], dilation: Tuple[int, int],
                      stride: Tuple[int, int], rpb: Optional[torch.Tensor]) -> bool:
-    """Whether ``natten.na2d`` computes this call with the same result (no relative position bias,
-    a head_dim it supports, ``kernel * dilation <= H, W``, and no CPU backward)."""
+    """Whether ``natten.na2d`` (NATTEN's fused kernels) serves this call with the same result: on
+    CUDA, natten importable, no relative position bias, a head_dim it supports,
+    ``kernel * dilation <= H, W``, and no graph being traced. Elsewhere the toolkit's paths run."""
     if rpb is not None or q.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
     d = q.shape[-1]
@@ -509,11 +511,33 @@ def natten_can_serve(q: torch.Tensor, kernel: Tuple[int, int], dilation: Tuple[i
     h, w = q.shape[2:4]
     if kernel[0] * dilation[0] > h or kernel[1] * dilation[1] > w:
         return False
-    if q.device.type == 'cpu' and torch.is_grad_enabled() and q.requires_grad:
-        return False  # natten's CPU (flex) backend has no backward
-    if q.device.type == 'cpu':
-        return False  # its CPU path is eager flex attention: correct but far slower than ours
+    if q.device.type != 'cuda':
+        return False  # its CPU path is eager flex attention (no backward), far slower than ours
+    if graph_tracing():
+        return False  # exported graphs stay plain tensor ops (no natten custom op in them)
     return _natten() is not None
+
+
+def neighborhood_backend(q: torch.Tensor, kernel_size: IntPair, dilation: IntPair = 1,
+                         stride: IntPair = 1, rpb: Optional[torch.Tensor] = None,
+                         use_natten: Optional[bool] = None) -> str:
+    """Which path :func:`neighborhood_attention_2d` takes for this call:
+
+    * ``'natten'``: NATTEN's fused kernels (``natten.na2d``): ``use_natten=True``, or (None) on
+      CUDA when natten imports and can serve the call (:func:`natten_can_serve`);
+    * ``'banded'``: the toolkit's banded path (stride 1, every dilation group at least ``k``
+      long), eager runs on any device;
+    * ``'generic'``: the toolkit's generic tiled path (any stride, short axes, traced graphs).
+    """
+    kernel = to_pair(kernel_size, 'kernel_size')
+    dil = to_pair(dilation, 'dilation')
+    strd = to_pair(stride, 'stride')
+    if use_natten or (use_natten is None and natten_can_serve(q, kernel, dil, strd, rpb)):
+        return 'natten'
+    h, w = q.shape[2:4]
+    if _banded_applies(h, w, kernel, dil, strd) and not graph_tracing():
+        return 'banded'
+    return 'generic'
 
 
 @functools.lru_cache(maxsize=1)
@@ -544,8 +568,10 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         scale: logit scale, default ``d ** -0.5``.
         tile: query tile per axis of the pure-PyTorch paths (default 2 x 8 banded, 8 x 8
             generic).
-        use_natten: None = use ``natten.na2d`` when it can serve the call with the same result
-            (see :func:`natten_can_serve`), False = never, True = require it.
+        use_natten: None = use ``natten.na2d`` (NATTEN's fused kernels) on CUDA when it can serve
+            the call with the same result (see :func:`natten_can_serve`), the toolkit's paths
+            otherwise (:func:`neighborhood_backend` tells which); False = never, True = require
+            it.
 
     An axis of a dilation group shorter than the kernel attends to the whole of that axis
     (NATTEN refuses ``k * delta > H``; callers such as the mixers clamp dilation instead).
@@ -567,7 +593,8 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     dv = v.shape[-1]
     if scale is None:
         scale = d ** -0.5
-    if use_natten or (use_natten is None and natten_can_serve(q, kernel, dil, strd, rpb)):
+    backend = neighborhood_backend(q, kernel, dil, strd, rpb, use_natten)
+    if backend == 'natten':
         natten = _natten()
         if natten is None:
             raise RuntimeError('use_natten=True but natten is not importable')
@@ -575,22 +602,13 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           v.transpose(1, 3).transpose(1, 2), kernel_size=kernel, stride=strd,
                           dilation=dil, scale=scale)
         return out.permute(0, 3, 1, 2, 4)  # B H W heads d -> B heads H W d
-    if _banded_applies(h, w, kernel, dil, strd) and not _tracing():
+    if backend == 'banded':
         plan = _band_plan(h, w, kernel, dil, to_pair(tile, 'tile') if tile else _BAND_TILE)
         keep = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (q, k, v, rpb))
         return _banded(q, k, v, rpb, plan, scale, keep)
     return _generic_na(q, k, v, kernel, dil, strd, rpb, scale,
                        to_pair(tile, 'tile') if tile else _DEFAULT_TILE)
-
-
-def _tracing() -> bool:
-    """Whether a tracer records this call into a graph (jit trace, ``torch.export``, ONNX
-    export): they take the generic path, plain tensor ops on index tables (the banded path's
-    custom autograd function and strided views run eagerly only). ``torch.compile`` runs the
-    banded path eagerly inside the compiled model (a graph break, :func:`_banded`)."""
-    return torch.jit.is_tracing() or torch.compiler.is_exporting() or \
-        torch.onnx.is_in_onnx_export()
 
 
 @torch.compiler.disable  # torch.compile: a graph break, the banded kernel runs eagerly

@@ -31,10 +31,13 @@ def _regions(x: torch.Tensor, n_win: int) -> torch.Tensor:
 def route_regions(q_regions: torch.Tensor, k_regions: torch.Tensor, topk: int,
                   scale: float) -> torch.Tensor:
     """Region-to-region routing (Eq. 1-3): indices ``(B, S^2, topk)`` of the regions with the
-    largest ``mean(q) . mean(k)`` over all heads' channels."""
-    qr = q_regions.detach().mean(3)  # B heads S^2 d
-    kr = k_regions.detach().mean(3)
-    affinity = torch.einsum('bhrd,bhsd->brs', qr * scale, kr)  # B S^2 S^2
+    largest ``mean(q) . mean(k)`` over all heads' channels. The affinities are computed in at
+    least fp32 (also under autocast), so that low-precision inputs route as their fp32
+    counterparts do wherever the choice is not a near tie."""
+    qr = q_regions.detach().mean(3, dtype=torch.promote_types(q_regions.dtype, torch.float32))
+    kr = k_regions.detach().mean(3, dtype=qr.dtype)  # B heads S^2 d
+    with torch.autocast(q_regions.device.type, enabled=False):
+        affinity = torch.einsum('bhrd,bhsd->brs', qr * scale, kr)  # B S^2 S^2
     return torch.topk(affinity, k=topk, dim=-1).indices
 
 

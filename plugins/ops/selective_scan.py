@@ -12,7 +12,11 @@ log-decay ``S_t = sum_{s<=t} delta_s A`` (A < 0), the state is
 ``h_t = exp(S_t) (h_0 + sum_{s<=t} exp(-S_s) delta_s B_s u_s)``: a cumulative sum, computed for all
 chunks at once. A short sequential pass carries the state across chunk boundaries (L / T steps,
 not L). T halves where a chunk's decay would overflow ``exp(-S)`` in fp32, so the result is exact
-whatever the decays. Long sequences run in blocks of chunks under activation checkpointing, so
+whatever the decays. That choice reads the decays on the host, which a graph tracer
+(``torch.export``, ONNX) cannot record: there each chunk's states come from the doubling scan of
+:func:`~plugins.ops.recurrence.linear_recurrence` instead (products of decays only, never their
+inverses: exact and finite for any decay, no data-dependent branch; ``log2 T`` passes), and so do
+the states carried across chunks. Long sequences run in blocks of chunks under activation checkpointing, so
 memory stays bounded: ``O(block * D * N)``, not ``O(L * D * N)``. Computed in fp32 (as the CUDA
 kernel), returned in the input dtype. Cost ``O(L D N)``.
 
@@ -25,6 +29,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
+
+from .recurrence import linear_recurrence
+from .utils import graph_tracing
 
 _MAX_LOG_DECAY = 60.0      # |S| inside a chunk stays below this: exp(+-S) is finite in fp32
 _BLOCK_ELEMENTS = 1 << 18  # elements of a (B, D, T_block, N) tensor per block: cache-sized
@@ -51,6 +58,8 @@ def _scan_block(dt: torch.Tensor, du: torch.Tensor, A: torch.Tensor, Bm: torch.T
                 Cm: torch.Tensor, h0: torch.Tensor, chunk: int):
     """One block of tokens, channels in groups. dt, du: (b, G, Dg, L); A: (G, Dg, N);
     Bm, Cm: (b, G, L, N); h0: (b, G, Dg, N). Returns y (b, G, Dg, L) and the last state."""
+    if graph_tracing():
+        return _scan_block_traceable(dt, du, A, Bm, Cm, h0, chunk)
     b, G, Dg, L = dt.shape
     N = A.shape[-1]
     a_max = float(A.detach().abs().amax())
@@ -96,6 +105,32 @@ def _scan_block(dt: torch.Tensor, du: torch.Tensor, A: torch.Tensor, Bm: torch.T
     else:
         y = ((Cc * E) * (acc + h_in)).sum(-1)                              # b G Dg nC T
     return y.view(b, G, Dg, nC * T)[..., :L], h
+
+
+def _scan_block_traceable(dt: torch.Tensor, du: torch.Tensor, A: torch.Tensor, Bm: torch.Tensor,
+                          Cm: torch.Tensor, h0: torch.Tensor, chunk: int):
+    """:func:`_scan_block` without data-dependent branches or loops (for graph tracers): chunks of
+    ``T = chunk`` tokens, ``h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t`` inside each chunk by
+    the doubling scan (from a zero state), the chunks' start states by a second scan over the
+    chunk ends (the block's ``h0`` entering the first), then ``h_t += exp(S_t) h_start``."""
+    b, G, Dg, L = dt.shape
+    N = A.shape[-1]
+    T = max(1, min(chunk, L))
+    pad = (-L) % T
+    nC = (L + pad) // T
+    dt_c = F.pad(dt, (0, pad)).view(b, G, Dg, nC, T, 1)
+    decay = torch.exp(dt_c * A[:, :, None, None, :])                     # b G Dg nC T N
+    x = F.pad(du, (0, pad)).view(b, G, Dg, nC, T, 1) * \
+        F.pad(Bm, (0, 0, 0, pad)).view(b, G, 1, nC, T, N)
+    acc = linear_recurrence(decay, x, dim=4)                              # states from 0
+    decay_to = torch.exp(dt_c.cumsum(4) * A[:, :, None, None, :])         # exp(S_t) <= 1
+    ends = acc[..., -1, :]                                                # b G Dg nC N
+    end_decay = decay_to[..., -1, :]
+    first = ends[:, :, :, :1] + end_decay[:, :, :, :1] * h0.unsqueeze(3)  # h0 enters chunk 0
+    h_end = linear_recurrence(end_decay, torch.cat([first, ends[:, :, :, 1:]], dim=3), dim=3)
+    h_start = torch.cat([h0.unsqueeze(3), h_end[:, :, :, :-1]], dim=3).unsqueeze(4)
+    y = (F.pad(Cm, (0, 0, 0, pad)).view(b, G, 1, nC, T, N) * (acc + decay_to * h_start)).sum(-1)
+    return y.reshape(b, G, Dg, nC * T)[..., :L], h_end[:, :, :, -1]
 
 
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,

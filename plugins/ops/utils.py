@@ -1,5 +1,5 @@
 """Small pieces shared by the attention primitives: pair arguments, padding to multiples,
-relative-position index tables, head splitting.
+relative-position index tables, head splitting, whether a graph is being traced.
 
 Pure tensor functions (no mm* import), usable from every module of ``plugins/ops`` and
 ``plugins/mixers``.
@@ -86,3 +86,12 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``(B, heads, H, W, d) -> (B, heads * d, H, W)``."""
     b, nh, h, w, d = x.shape
     return x.permute(0, 1, 4, 2, 3).reshape(b, nh * d, h, w)
+
+
+def graph_tracing() -> bool:
+    """Whether a tracer records this call into a graph (``torch.jit.trace``, ``torch.export``,
+    the ONNX exporter). Ops whose fast eager path branches on tensor values in Python (or runs a
+    custom autograd function with strided views) take their data-independent path then;
+    ``torch.compile`` is not a tracer here: it runs such branches eagerly (a graph break)."""
+    return torch.jit.is_tracing() or torch.compiler.is_exporting() or \
+        torch.onnx.is_in_onnx_export()

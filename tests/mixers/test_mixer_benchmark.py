@@ -1,6 +1,9 @@
 """The mixer benchmark harness runs end to end in quick mode and writes its table and plot."""
 import os
 
+import pytest
+import torch
+
 from benchmarks import mixers
 from benchmarks.peers import import_timm
 
@@ -21,3 +24,10 @@ def test_cases_are_collected_from_every_family_module():
     cases = mixers.collect_cases()
     assert len({c.name for c in cases}) == len(cases)
     assert {'local', 'linear', 'quadratic'} >= {c.scaling for c in cases}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='a CUDA device is present')
+def test_device_cuda_without_a_gpu_is_refused_with_a_clear_message(tmp_path):
+    with pytest.raises(SystemExit, match='no CUDA device'):
+        mixers.main(['--quick', '--device', 'cuda', '--only', 'Halo', '--out', str(tmp_path)])
+    assert mixers.DEVICE == torch.device('cpu')

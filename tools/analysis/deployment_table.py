@@ -1,6 +1,10 @@
 """Deployment of every backbone: ``torch.compile``, ``torch.export`` and ONNX -> docs/deployment.md.
 
     python tools/analysis/deployment_table.py [--out docs/deployment.md] [--arch NAT,DiNAT]
+        [--checks export,onnx,compile]
+
+The raw results go beside the table (``docs/deployment.json``); a run of some architectures or
+some checks updates them and rewrites the whole table.
 
 For every architecture of ``plugins/backbones/reference.yaml`` (its small model, as the contract
 test builds it: ``tests/backbones/test_contract.py``), in eval mode, at two input sizes:
@@ -18,6 +22,7 @@ compile for a few.
 import argparse
 import contextlib
 import io
+import json
 import os
 import os.path as osp
 import statistics
@@ -110,10 +115,11 @@ def run_compile(model: torch.nn.Module, x: torch.Tensor, compiled=None):
 RUNNERS = dict(export=run_export, onnx=run_onnx, onnx_basic=run_onnx_basic, compile=run_compile)
 
 
-def check(model: torch.nn.Module, how: str, size: Sequence[int]) -> dict:
-    """``dict(ok, diff)`` of one check at one size, or ``dict(ok=False, note=reason)``."""
+def check(model: torch.nn.Module, how: str, size: Sequence[int], channels: int = 3) -> dict:
+    """``dict(ok, diff)`` of one check at one size (an input of ``channels`` channels), or
+    ``dict(ok=False, note=reason)``."""
     torch.manual_seed(1)
-    x = torch.randn(1, 3, *size)
+    x = torch.randn(1, channels, *size)
     with torch.no_grad():
         ref = model(x)
     try:
@@ -122,7 +128,7 @@ def check(model: torch.nn.Module, how: str, size: Sequence[int]) -> dict:
         first = str(err).strip().splitlines()[0] if str(err).strip() else ''
         got = dict(ok=False, note=f'{type(err).__name__}: {first[:160]}')
         if how == 'onnx':  # does it run without onnxruntime's layout optimizations?
-            basic = check(model, 'onnx_basic', size)
+            basic = check(model, 'onnx_basic', size, channels)
             if 'diff' in basic:
                 got['basic'] = basic
         return got
@@ -168,13 +174,13 @@ def matrix(names: Sequence[str], checks: Sequence[str] = CHECKS, with_speed: boo
         except Exception as err:  # noqa: BLE001
             rows.append(dict(row, note=f'cannot build: {type(err).__name__}: {err}'))
             continue
-        for how in checks:
+        for how in (c for c in checks if c != 'speed'):
             for size in SIZES:
                 start = time.perf_counter()
-                row[(how, size)] = dict(check(model, how, size),
+                row[cell_key(how, size)] = dict(check(model, how, size),
                                         seconds=time.perf_counter() - start)
                 torch._dynamo.reset()
-        if with_speed and 'compile' in checks:
+        if with_speed and ('compile' in checks or 'speed' in checks):
             try:
                 row['speed'] = speed(model, SIZES[0])
             except Exception as err:  # noqa: BLE001
@@ -183,6 +189,24 @@ def matrix(names: Sequence[str], checks: Sequence[str] = CHECKS, with_speed: boo
         log(summary_line(row, checks), flush=True)
         rows.append(row)
     return rows
+
+
+def cell_key(how: str, size: Sequence[int]) -> str:
+    """Key of one check at one size in a row, e.g. ``'onnx 64x96'``."""
+    return f'{how} {size[0]}x{size[1]}'
+
+
+def merge_rows(kept: List[dict], fresh: List[dict], order: Sequence[str]) -> List[dict]:
+    """``kept`` rows (an earlier run's) updated with the checks and speeds of ``fresh`` rows
+    (a partial run: some architectures or some checks), in ``order`` of architectures."""
+    by_arch = {r['arch']: dict(r) for r in kept}
+    for row in fresh:
+        if 'note' in row:  # could not build: the whole row is replaced
+            by_arch[row['arch']] = row
+        else:
+            by_arch.setdefault(row['arch'], dict(arch=row['arch'])).update(row)
+            by_arch[row['arch']].pop('note', None)
+    return [by_arch[a] for a in order if a in by_arch]
 
 
 def _cell(got: Optional[dict]) -> str:
@@ -196,29 +220,73 @@ def _cell(got: Optional[dict]) -> str:
 
 
 def summary_line(row: dict, checks=CHECKS) -> str:
-    cells = [f'{how} {size[0]}x{size[1]}: {_cell(row.get((how, size)))}'
-             for how in checks for size in SIZES]
+    cells = [f'{cell_key(how, size)}: {_cell(row.get(cell_key(how, size)))}'
+             for how in checks if how != 'speed' for size in SIZES]
+    sp = row.get('speed', {})
+    if 'eager_ms' in sp:
+        cells.append(f'eager {sp["eager_ms"]:.1f} ms, compiled {sp["compiled_ms"]:.1f} ms')
     return f'{row["arch"]}: ' + '; '.join(cells)
+
+
+#: the hand-written part of docs/deployment.md (above the generated table)
+GUIDE = """\
+## Exporting and compiling a backbone
+
+Every backbone is a plain `nn.Module` (build it from a config or the registry, load a checkpoint,
+call `.eval()`), so the standard tools apply:
+
+```python
+import torch
+from plugins.registry import MODELS
+
+model = MODELS.build(dict(type='NAT', arch='mini')).eval()
+x = torch.randn(1, 3, 800, 1216)
+program = torch.export.export(model, (x, ))                           # one program per size
+torch.onnx.export(model, (x, ), 'nat.onnx', dynamo=True)              # run it with onnxruntime
+compiled = torch.compile(model)                                       # inductor
+```
+
+Shapes are static: export once per input size (the maps' padding and window tables depend on
+it). Ops whose fast eager path cannot be recorded by a tracer take a traceable path with the
+same numbers while a graph is traced (`plugins.ops.utils.graph_tracing`): neighborhood attention
+(NAT, DiNAT, MixerFormer) its generic tiled path of plain tensor ops on index tables instead of
+the banded kernel (a custom autograd function on strided views); the selective scan (SS2D of
+Mamba-YOLO and the SS2D / LaMamba mixers) its chunk states by a doubling scan instead of a chunk
+length chosen from the decays on the host; RaftMLP its bicubic resizes as products with resize
+matrices (onnxruntime's default graph optimizations refuse to downscale with a cubic Resize in
+their blocked layout). `torch.compile` runs the eager paths, the banded NA kernel and the scan's
+chunk choice as graph breaks.
+
+## On a GPU
+
+The ops, every mixer of the benchmark and the backbones give the CPU's fp32 numbers on CUDA in
+fp32 and under fp16 / bf16 autocast within the dtype's tolerance (`tests/test_devices.py`: the
+CUDA cases run where a GPU is present; the CPU checks bf16 autocast). Routing decisions (BiFormer's
+regions, k-means routing's members) are scored in fp32 also under autocast. Neighborhood attention
+uses NATTEN's fused kernels (`natten.na2d`) on CUDA where natten is installed and the call has no
+relative position bias (the NAT / DiNAT checkpoints have one: they keep the toolkit's path), and
+the toolkit's paths otherwise; `plugins.ops.neighborhood.neighborhood_backend` tells which a call
+takes. `bash benchmarks/gpu.sh` runs the mixer and backbone benchmarks on one GPU (about 8 minutes)
+and writes `benchmarks/results/gpu.md`, the device named.
+"""
 
 
 def write_markdown(rows: List[dict], path: str, reasons: Dict[str, str]) -> None:
     sizes = ', '.join(f'{h}x{w}' for h, w in SIZES)
     lines = ['# Deployment: torch.compile, torch.export, ONNX', '',
-             'Generated by `python tools/analysis/deployment_table.py`; do not edit by hand.', '',
+             'Generated by `python tools/analysis/deployment_table.py` (`make docs`); do not '
+             'edit by hand: the guide is the tool\'s `GUIDE`.', '', GUIDE,
+             '## Every architecture', '',
              f'torch {torch.__version__}, CPU. Every architecture of '
              '`plugins/backbones/reference.yaml`, its small model (the contract test\'s: at '
              'most two blocks per stage), eval mode, batch 1, at ' + sizes + '. A cell: "ok" '
              f'when every output map equals eager within rtol = atol = {TOLERANCE:g} '
              '(the largest absolute difference in brackets), else the reason. export: '
              '`torch.export.export` (static shapes, one program per size); onnx: '
-             '`torch.onnx.export(dynamo=True)` run by onnxruntime on the CPU; compile: '
-             '`torch.compile` (inductor). Speed: eager and compiled ms at '
-             f'{SIZES[0][0]}x{SIZES[0][1]} (median of 5 alternating calls, one thread, '
-             'process CPU time) and the compilation\'s wall time.', '',
-             'Neighborhood attention (NAT, DiNAT, MixerFormer) is traced through its generic '
-             'tiled path (plain tensor ops on index tables); eager runs take the banded path '
-             '(a custom autograd function with strided views), which the tracers do not '
-             'follow: the two give the same numbers.', '']
+             '`torch.onnx.export(dynamo=True)` run by onnxruntime on the CPU (its default '
+             'graph optimizations); compile: `torch.compile` (inductor). Speed: eager and '
+             f'compiled ms at {SIZES[0][0]}x{SIZES[0][1]} (median of 5 alternating calls, one '
+             'thread, process CPU time) and the compilation\'s wall time.', '']
     header = '| architecture | ' + ' | '.join(f'{how} {h}x{w}' for how in CHECKS
                                               for h, w in SIZES)
     lines += [header + ' | eager ms | compiled ms | speed-up | compile s |',
@@ -228,7 +296,7 @@ def write_markdown(rows: List[dict], path: str, reasons: Dict[str, str]) -> None
             lines.append(f'| {row["arch"]} | ' + ' | '.join([row['note']] * (
                 len(CHECKS) * len(SIZES) + 4)) + ' |')
             continue
-        cells = [_cell(row.get((how, size))).replace('|', '/') for how in CHECKS
+        cells = [_cell(row.get(cell_key(how, size))).replace('|', '/') for how in CHECKS
                  for size in SIZES]
         sp = row.get('speed', {})
         if 'eager_ms' in sp:
@@ -247,29 +315,30 @@ def write_markdown(rows: List[dict], path: str, reasons: Dict[str, str]) -> None
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default=osp.join(ROOT, 'docs', 'deployment.md'))
+    parser.add_argument('--out', default=osp.join(ROOT, 'docs', 'deployment.md'),
+                        help='markdown table; the raw results go beside it as .json, and a '
+                             'partial run (--arch, --checks) updates them')
     parser.add_argument('--arch', default=None, help='comma-separated architectures (default all)')
-    parser.add_argument('--checks', default=','.join(CHECKS))
+    parser.add_argument('--checks', default=','.join(CHECKS),
+                        help="of export, onnx, compile; 'speed' alone times compiled vs eager")
     parser.add_argument('--threads', type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     checks = [c for c in args.checks.split(',') if c]
     rows = matrix(architectures(args.arch), checks)
+    raw = osp.splitext(args.out)[0] + '.json'
+    if osp.exists(raw):  # a partial re-run (--arch, --checks): keep the other results
+        with open(raw) as f:
+            rows = merge_rows(json.load(f), rows, architectures())
+    with open(raw, 'w') as f:
+        json.dump(rows, f, indent=1)
     write_markdown(rows, args.out, KNOWN_LIMITS)
-    print(f'wrote {args.out}')
+    print(f'wrote {args.out} and {raw}')
     return rows
 
 
 #: architecture -> why a check cannot pass (pinned by tests/test_deployment.py)
-KNOWN_LIMITS: Dict[str, str] = {
-    'RaftMLP': 'ONNX exports and runs with onnxruntime\'s basic graph optimizations '
-               '(`GraphOptimizationLevel.ORT_ENABLE_BASIC`); its default level (ALL) moves the '
-               'bicubic resizes of the token grid (`F.interpolate(mode="bicubic")` on maps '
-               'permuted from channels-last) into channels-last layout, where its own cubic '
-               'Resize kernel refuses to downscale ("\'Cubic\' mode only supports ... other '
-               'scales >= 1"), so the resize back from the pre-training grid fails. An '
-               'onnxruntime limitation: create the session with ORT_ENABLE_BASIC.',
-}
+KNOWN_LIMITS: Dict[str, str] = {}
 
 
 if __name__ == '__main__':
