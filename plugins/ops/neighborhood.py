@@ -373,10 +373,12 @@ def _real_ranges(plan: dict, heads_total: int):
 
 
 class _BandedNeighborhoodAttention(torch.autograd.Function):
-    """Banded NA, chunk by chunk of tiles: each chunk's queries and key / value rectangles are
-    gathered into cache-sized buffers and consumed at once; the backward recomputes nothing but
-    the gathers (the probabilities are kept) and accumulates the rectangles' key / value
-    gradients in band buffers, folded back to tokens at the end. Once differentiable."""
+    """Banded NA, chunk by chunk of tiles (:func:`_real_ranges`): each chunk's queries and key /
+    value rectangles are gathered into cache-sized buffers and consumed at once; outputs (and
+    query gradients) are written in query slot order and put in token order by one row gather
+    at the end. The backward recomputes nothing but the gathers (the probabilities are kept) and
+    accumulates the rectangles' key / value gradients in band buffers, folded back to tokens at
+    the end. Once differentiable."""
 
     @staticmethod
     def forward(ctx, q, k, v, rpb, plan, scale, keep):
