@@ -301,7 +301,8 @@ def run_case(case: MixerCase, grids, budget_s: float, full: bool, log=print,
         params = list(ours.parameters())
         fns, got = {}, {}
         for who in ('ours', 'peer') if case.build_peer is not None else ('ours', ):
-            why = _projected_skip(last.get(who), h * w, c, case.scaling)
+            scaling = case.peer_scaling if who == 'peer' and case.peer_scaling else case.scaling
+            why = _projected_skip(last.get(who), h * w, c, scaling)
             if why:
                 got[who] = dict(_empty(why), skipped=why)
                 continue
