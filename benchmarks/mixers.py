@@ -18,7 +18,7 @@ our time / ideal time.
 
 Clock: process CPU time with one thread (the default: other processes on a shared machine then
 do not count), wall time with more. glibc's allocator is told to keep freed memory for reuse
-(``M_MMAP_MAX = 0``, no trimming), as a caching allocator (jemalloc, tcmalloc) would: otherwise
+(``M_MMAP_MAX = 0``, trimming off), as a caching allocator (jemalloc, tcmalloc) would: otherwise
 every call's large buffers are fresh mappings whose page faults (kernel time, 1-2 us per 4 KB)
 swamp the arithmetic, differently for each mixer and grid; ``--system-allocator`` turns it off.
 
@@ -130,8 +130,11 @@ def settle_allocator() -> bool:
     try:
         libc = ctypes.CDLL(name)
         m_trim_threshold, m_mmap_max = -1, -4
-        return bool(libc.mallopt(m_mmap_max, 0)) and \
-            bool(libc.mallopt(m_trim_threshold, 2 ** 31 - 1))
+        # trim threshold -1: never trim (mallopt(3)). The largest positive value, 2 GB, let the
+        # first free after a peer's call of more than 2 GB hand its memory back to the system,
+        # and whichever call made that free paid the kernel's unmapping: NA at 200x304 C=64,
+        # fwd+bwd after the gather peer's 2.3 GB, 506 ms (192 ms system time) vs 292 ms
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, -1))
     except (OSError, AttributeError, TypeError):
         return False
 
@@ -356,7 +359,8 @@ def run_case(case: MixerCase, grids, budget_s: float, full: bool, log=print,
         params = list(ours.parameters())
         fns, got = {}, {}
         for who in ('ours', 'peer') if case.build_peer is not None else ('ours', ):
-            why = _projected_skip(last.get(who), h * w, c, case.scaling)
+            scaling = case.peer_scaling if who == 'peer' and case.peer_scaling else case.scaling
+            why = _projected_skip(last.get(who), h * w, c, scaling)
             if why:
                 got[who] = dict(_empty(why), skipped=why)
                 continue

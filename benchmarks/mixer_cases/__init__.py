@@ -21,6 +21,8 @@ class MixerCase:
     max_tokens: largest H*W the case is run at (None: all grids); set it only where a peer or the
         mixer itself cannot run larger, and say why in ``note``.
     grids: (H, W, C) the full run measures this case at beyond the benchmark's common grids.
+    peer_scaling: the peer's cost class where it differs from ``scaling`` (a quadratic re-run of
+        a linear mixer): the projection that skips calls too large to run uses it for the peer.
     """
     name: str
     paper: str
@@ -31,3 +33,4 @@ class MixerCase:
     max_tokens: Optional[int] = None
     note: str = ''
     grids: List[Tuple[int, int, int]] = field(default_factory=list)
+    peer_scaling: Optional[str] = None

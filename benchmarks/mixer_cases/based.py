@@ -45,5 +45,5 @@ CASES = [
     MixerCase('BasedAttention d16 w7', 'BASED (2402.18668)',
               lambda dim, heads: BasedAttention(dim, heads), 'linear',
               'BASED quadratic parallel form + dense-mask window SDPA', quadratic_formulation,
-              note='the peer is quadratic in tokens'),
+              note='the peer is quadratic in tokens', peer_scaling='quadratic'),
 ]

@@ -94,11 +94,15 @@ class NeighborhoodAttention2d(nn.Module):
         (kh, kw), (dh, dw) = self.kernel_size, self.dilation
         if self.small_map == 'pad':
             dil = self.dilation
-            x = F.pad(x, (0, max(0, kw * dw - width), 0, max(0, kh * dh - height)))
+            pad_h, pad_w = max(0, kh * dh - height), max(0, kw * dw - width)
+            if pad_h or pad_w:  # (F.pad copies the map even when it pads nothing)
+                x = F.pad(x, (0, pad_w, 0, pad_h))
         else:
             dil = (clamp_dilation(height, kh, dh), clamp_dilation(width, kw, dw))
         b, c, h, w = x.shape
-        qkv = self.qkv(x.permute(0, 2, 3, 1))  # B H W 3C
+        # tokens as rows (B*H*W, C): a transposed view for B = 1, so that the projection is one
+        # addmm (bias fused) on it rather than a matmul of the 4-D permuted map plus a bias pass
+        qkv = self.qkv(x.permute(0, 2, 3, 1).reshape(b * h * w, c))
         qkv = qkv.view(b, h, w, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5)
         q, k, v = qkv.unbind(0)  # B heads H W d
         out = neighborhood_attention_2d(q, k, v, self.kernel_size, dil, self.stride, rpb=self.rpb,

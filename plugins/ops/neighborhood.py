@@ -45,11 +45,13 @@ __all__ = ['neighborhood_attention_2d', 'neighborhood_window_starts', 'natten_ca
 # query tile per axis of the generic path: 8 rows x 8 cols (measured, benchmarks/mixers.py)
 _DEFAULT_TILE = (8, 8)
 _CHUNK_LOGITS = 3 * 2 ** 19  # logits entries per chunk of tiles
-# banded path: 2 x 8 query tiles (16 queries against 8 x 14 keys for k = 7) and chunks of about
-# 128K logits (half a MB, cache-sized): measured fastest of 1x16 ... 8x8 at 100x152 and 200x304,
-# forward and backward, 1 thread (see the commit adding it)
+# banded path, k = 7, 1 thread, 100x152 and 200x304: with gradients 2 x 8 query tiles (16 queries
+# against 8 x 14 keys) are the fastest forward + backward of 1x8 ... 8x8; without, 2 x 4 (8
+# queries against 8 x 10 keys: fewer masked logits, smaller GEMMs) is the fastest forward
+# (100x152 C=64: 12.7 vs 13.8 ms NAT, 13.6 vs 15.2 DiNAT). Chunks of about 256K logits (1 MB)
 _BAND_TILE = (2, 8)
-_BAND_CHUNK = 2 ** 17
+_BAND_TILE_INFERENCE = (2, 4)
+_BAND_CHUNK = 2 ** 18
 
 
 def neighborhood_window_starts(length: int, kernel_size: int, stride: int = 1) -> torch.Tensor:
@@ -230,8 +232,8 @@ def _band_plan(height: int, width: int, kernel: Tuple[int, int], dilation: Tuple
     cls = (row_cls[None, :] * len(rel_w) + col_cls[:, None]).reshape(-1)  # (band, row tile)
     # key slots outside every real query's window read token 0 (their gradient is zero)
     return dict(qslots=qslots, kslots=kslots.clamp(min=0), key_tokens=kslots,
-                slot_of_token=slot_of_token,
-                phantom=(~q_ok).nonzero()[:, 0], mask=mask, rel=rel, cls=cls, tile=(th, tw),
+                slot_of_token=slot_of_token, real=q_ok.view(-1, tq).any(1),
+                mask=mask, rel=rel, cls=cls, tile=(th, tw),
                 tq=tq, tk=tk, kwidth=tw + kw - 1, tail=(kh - 1) * (tw + kw - 1) + 1,
                 period=-(-(th + kh - 1) // th), tokens=height * width,
                 rpb_shape=(2 * kh - 1, 2 * kw - 1), on_device={})
@@ -258,8 +260,15 @@ def _plan_on(plan: dict, device: torch.device, batch: int, heads: int) -> dict:
         out_rows = (b_of[:, None] * tokens + plan['qslots'][None, :]) * heads + h_of[:, None]
         out_rows = torch.where(valid[None, :], out_rows, bh * tokens)  # padded slots: scratch
         cls = plan['cls'][None, :] + nc * h_of[:, None]
-        got = dict(mask=plan['mask'].to(device), rel=plan['rel'].to(device),
+        # slot row of every output row (b, token, head): the final gather of the output / dq
+        slot_of_out = (torch.arange(bh).view(batch, 1, heads) * sq
+                       + plan['slot_of_token'][None, :, None])
+        got = dict(mask=plan['mask'].to(device),
+                   rel=(plan['rel'][None] + (torch.arange(heads) * plan['rpb_shape'][0]
+                        * plan['rpb_shape'][1]).view(-1, 1, 1, 1)).reshape(-1).to(device),
                    out_rows=out_rows.reshape(-1).to(device), cls=cls.reshape(-1).to(device),
+                   slot_of_out=slot_of_out.reshape(-1).to(device),
+                   ranges=_real_ranges(plan, bh),
                    valid=valid.repeat(bh).to(device),
                    fold=_fold_index(plan['key_tokens'], tokens, batch, heads,
                                     zero_row=bh * sk + plan['tail'] - 1, device=device))
@@ -341,17 +350,36 @@ def _rects(buf: torch.Tensor, plan: dict, tiles: int, c: int) -> torch.Tensor:
     return buf.as_strided((tiles, plan['tk'], c), (step, c, 1))
 
 
-def _chunks(plan: dict, tiles: int):
-    """``(start, end)`` tile ranges of about ``_BAND_CHUNK`` logits each."""
-    chunk = min(tiles, max(1, _BAND_CHUNK // (plan['tq'] * plan['tk'])))
-    return [(s, min(s + chunk, tiles)) for s in range(0, tiles, chunk)], chunk
+def _real_ranges(plan: dict, heads_total: int):
+    """``(start, end)`` tile ranges of at most ``_BAND_CHUNK`` logits each (cache-sized) that
+    cover every tile holding a query, and the longest range's length. Phantom tiles (their
+    rectangles only complete the band buffer) are left out, except where a gap of them joins
+    two short runs into one range (fewer, larger batched GEMMs: DiNAT's row groups)."""
+    chunk = max(1, _BAND_CHUNK // (plan['tq'] * plan['tk']))
+    real = plan['real'].repeat(heads_total)
+    edges = torch.diff(torch.cat([real.new_zeros(1), real, real.new_zeros(1)]).to(torch.int8))
+    starts, ends = (edges == 1).nonzero()[:, 0].tolist(), (edges == -1).nonzero()[:, 0].tolist()
+    runs = []
+    for s, e in zip(starts, ends):
+        if runs and e - runs[-1][0] <= chunk:
+            runs[-1] = (runs[-1][0], e)
+        else:
+            runs.append((s, e))
+    ranges = []
+    for s, e in runs:
+        pieces = -(-(e - s) // chunk)
+        cuts = [s + (e - s) * i // pieces for i in range(pieces + 1)]
+        ranges += list(zip(cuts[:-1], cuts[1:]))
+    return ranges, max(e - s for s, e in ranges)
 
 
 class _BandedNeighborhoodAttention(torch.autograd.Function):
-    """Banded NA, chunk by chunk of tiles: each chunk's queries and key / value rectangles are
-    gathered into cache-sized buffers and consumed at once; the backward recomputes nothing but
-    the gathers (the probabilities are kept) and accumulates the rectangles' key / value
-    gradients in band buffers, folded back to tokens at the end. Once differentiable."""
+    """Banded NA, chunk by chunk of tiles (:func:`_real_ranges`): each chunk's queries and key /
+    value rectangles are gathered into cache-sized buffers and consumed at once; outputs (and
+    query gradients) are written in query slot order and put in token order by one row gather
+    at the end. The backward recomputes nothing but the gathers (the probabilities are kept) and
+    accumulates the rectangles' key / value gradients in band buffers, folded back to tokens at
+    the end. Once differentiable."""
 
     @staticmethod
     def forward(ctx, q, k, v, rpb, plan, scale, keep):
@@ -365,12 +393,12 @@ class _BandedNeighborhoodAttention(torch.autograd.Function):
         k2, k_rows = _indices(plan, dev, 'k', k, 'kslots', plan['tail'])
         v2, v_rows = _indices(plan, dev, 'v', v, 'kslots', plan['tail'])
         bias, cls = _bias_table(rpb, plan, dev, nh, q.dtype)
-        ranges, chunk = _chunks(plan, tiles)
+        ranges, chunk = dev['ranges']
         probs = q.new_empty(tiles if keep else chunk, tq, tk)
-        logits, out_c = q.new_empty(chunk, tq, tk), q.new_empty(chunk * tq, dv)
+        logits = q.new_empty(chunk, tq, tk)
         q_c, k_c, v_c = (q.new_empty(chunk * tq, d), q.new_empty(chunk * kstep + plan['tail'], d),
                          q.new_empty(chunk * kstep + plan['tail'], dv))
-        out = q.new_empty(b * h * w * nh + 1, dv)  # (B, H, W, heads) rows + a scratch row
+        out_slots = q.new_empty(tiles * tq, dv)  # query slot order; phantom tiles never written
         for s, e in ranges:
             n = e - s
             k_span = slice(s * kstep, e * kstep + plan['tail'])
@@ -386,9 +414,10 @@ class _BandedNeighborhoodAttention(torch.autograd.Function):
                         alpha=scale)
             p = probs[s:e] if keep else probs[:n]
             torch.softmax(lg, -1, out=p)
-            torch.bmm(p, _rects(v_c, plan, n, dv), out=out_c[:n * tq].view(n, tq, dv))
-            out.index_copy_(0, dev['out_rows'][s * tq:e * tq], out_c[:n * tq])
-        out = out[:-1].view(b, h, w, nh, dv)
+            torch.bmm(p, _rects(v_c, plan, n, dv), out=out_slots[s * tq:e * tq].view(n, tq, dv))
+        # one row gather to (B, H, W, heads) order (a row memcpy; index_copy_ per chunk: 4x slower)
+        out = out_slots.index_select(0, dev['slot_of_out']).view(b, h, w, nh, dv)
+        del out_slots
         if keep:
             ctx.save_for_backward(q, k, v, probs, out)
         ctx.plan, ctx.scale, ctx.has_rpb = plan, scale, rpb is not None
@@ -414,13 +443,13 @@ class _BandedNeighborhoodAttention(torch.autograd.Function):
         delta = torch.cat([(grad.permute(0, 2, 3, 1, 4) * out).sum(-1).reshape(-1),
                            grad.new_zeros(1)])
         valid = dev['valid'].to(grad.dtype)
-        ranges, chunk = _chunks(plan, tiles)
-        dq = q.new_empty(b * h * w * nh + 1, d)
+        ranges, chunk = dev['ranges']
+        dq_slots = q.new_empty(tiles * tq, d)
         dk = q.new_zeros(tiles * kstep + tail, d)   # band buffers, batch-head-major
         dvb = q.new_zeros(tiles * kstep + tail, dv)
         dbias = probs.new_zeros(nh * len(plan['rel']), tq, tk) if ctx.has_rpb else None
         period = plan['period']
-        ds_buf, dq_c = probs.new_empty(chunk, tq, tk), q.new_empty(chunk * tq, d)
+        ds_buf = probs.new_empty(chunk, tq, tk)
         dk_c, dv_c = q.new_empty(chunk, tk, d), q.new_empty(chunk, tk, dv)
         q_c, g_c = q.new_empty(chunk * tq, d), q.new_empty(chunk * tq, dv)
         k_c, v_c = q.new_empty(chunk * kstep + tail, d), q.new_empty(chunk * kstep + tail, dv)
@@ -439,22 +468,22 @@ class _BandedNeighborhoodAttention(torch.autograd.Function):
             if dbias is not None:
                 dbias.index_add_(0, dev['cls'][s:e], ds)
             ds.mul_(scale)
-            torch.bmm(ds, kn, out=dq_c[:n * tq].view(n, tq, d))
-            dq.index_copy_(0, dev['out_rows'][qs], dq_c[:n * tq])
+            torch.bmm(ds, kn, out=dq_slots[qs].view(n, tq, d))
             torch.bmm(ds.transpose(1, 2), qn, out=dk_c[:n])
             torch.bmm(probs[s:e].transpose(1, 2), gn, out=dv_c[:n])
             dkt, dvt = _rects(dk[s * kstep:], plan, n, d), _rects(dvb[s * kstep:], plan, n, dv)
             for r in range(min(period, n)):  # rectangles of tiles `period` apart are disjoint
                 dkt[r::period].add_(dk_c[r:n:period])
                 dvt[r::period].add_(dv_c[r:n:period])
-        grads = [dq[:-1].view(b, h, w, nh, d)]
+        grads = [dq_slots.index_select(0, dev['slot_of_out']).view(b, h, w, nh, d)]
+        del dq_slots
         for buf, c in ((dk, d), (dvb, dv)):
             buf[-1].zero_()  # the tail's last row: the zero every missing fold slot reads
             grads.append(_fold(buf, dev, c).view(b, h, w, nh, c))
         grpb = None
         if dbias is not None:
-            grpb = dbias.new_zeros(nh, plan['rpb_shape'][0] * plan['rpb_shape'][1])
-            grpb.index_add_(1, dev['rel'].reshape(-1), dbias.view(nh, -1))
+            grpb = dbias.new_zeros(nh * plan['rpb_shape'][0] * plan['rpb_shape'][1])
+            grpb.index_add_(0, dev['rel'], dbias.view(-1))
             grpb = grpb.view(nh, *plan['rpb_shape'])
         gq, gk, gv = (g.permute(0, 3, 1, 2, 4) for g in grads)
         return gq, gk, gv, grpb, None, None, None
@@ -466,8 +495,8 @@ def _bias_table(rpb, plan, dev, heads, dtype):
     mask = dev['mask'].to(dtype)
     if rpb is None:
         return mask[None], None
-    table = rpb.to(dtype).reshape(heads, -1)[:, dev['rel']]
-    return (table + mask).reshape(-1, plan['tq'], plan['tk']), dev['cls']
+    table = rpb.to(dtype).reshape(-1).index_select(0, dev['rel'])
+    return table.view(-1, *mask.shape).add_(mask).view(-1, plan['tq'], plan['tk']), dev['cls']
 
 
 def _fold(buf: torch.Tensor, dev: dict, c: int) -> torch.Tensor:
@@ -566,8 +595,8 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
             official NAT/DiNAT checkpoints: query ``(i, j)`` and key ``(i', j')`` (coordinates in
             their dilation group) get ``rpb[h, i'-i+k-1, j'-j+k-1]`` added to their logit.
         scale: logit scale, default ``d ** -0.5``.
-        tile: query tile per axis of the pure-PyTorch paths (default 2 x 8 banded, 8 x 8
-            generic).
+        tile: query tile per axis of the pure-PyTorch paths (default banded: 2 x 8 where a
+            gradient is needed, 2 x 4 otherwise; generic: 8 x 8).
         use_natten: None = use ``natten.na2d`` (NATTEN's fused kernels) on CUDA when it can serve
             the call with the same result (see :func:`natten_can_serve`), the toolkit's paths
             otherwise (:func:`neighborhood_backend` tells which); False = never, True = require
@@ -603,9 +632,10 @@ def neighborhood_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           dilation=dil, scale=scale)
         return out.permute(0, 3, 1, 2, 4)  # B H W heads d -> B heads H W d
     if backend == 'banded':
-        plan = _band_plan(h, w, kernel, dil, to_pair(tile, 'tile') if tile else _BAND_TILE)
         keep = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (q, k, v, rpb))
+        default = _BAND_TILE if keep else _BAND_TILE_INFERENCE
+        plan = _band_plan(h, w, kernel, dil, to_pair(tile, 'tile') if tile else default)
         return _banded(q, k, v, rpb, plan, scale, keep)
     return _generic_na(q, k, v, kernel, dil, strd, rpb, scale,
                        to_pair(tile, 'tile') if tile else _DEFAULT_TILE)

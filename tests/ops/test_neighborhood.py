@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from benchmarks.peers import import_natten
+from plugins.ops import neighborhood as na_op
 from plugins.ops.neighborhood import neighborhood_attention_2d, neighborhood_window_starts
 
 from .na_reference import na_reference
@@ -68,6 +69,36 @@ def test_tile_shape_does_not_change_the_result(tile):
     q, k, v = _qkv(13, 21)
     ref = neighborhood_attention_2d(q, k, v, 7, 2, tile=(4, 8))
     assert torch.allclose(neighborhood_attention_2d(q, k, v, 7, 2, tile=tile), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize('dilation', [1, 2])
+def test_inference_forward_matches_dense_reference(dilation):
+    """Without gradients the banded path tiles differently (its fastest forward)."""
+    q, k, v = _qkv(15, 22)
+    rpb = _rpb(5)
+    with torch.no_grad():
+        out = neighborhood_attention_2d(q, k, v, 5, dilation, rpb=rpb)
+        assert _rel_err(out, na_reference(q, k, v, 5, dilation, rpb=rpb)) <= 1e-5
+
+
+@pytest.mark.parametrize('dilation', [1, 2])
+@pytest.mark.parametrize('chunk_tiles', [3, 12])
+def test_tile_ranges_split_or_joined_give_the_same_result(monkeypatch, dilation, chunk_tiles):
+    """Chunks of 3 tiles cut the runs of query tiles; chunks of 12 join runs over phantom gaps."""
+    monkeypatch.setattr(na_op, '_BAND_CHUNK', chunk_tiles * 16 * 6 * 12)  # 2x8 tiles, k = 5
+    na_op._band_plan.cache_clear()  # tile ranges are cached with the plan
+    try:
+        q, k, v = _qkv(17, 23)
+        rpb = _rpb(5)
+        out = neighborhood_attention_2d(q, k, v, 5, dilation, rpb=rpb, tile=(2, 8))
+        ref = na_reference(q, k, v, 5, dilation, rpb=rpb)
+        assert _rel_err(out, ref) <= 1e-5
+        g = torch.randn_like(out)
+        grads = torch.autograd.grad(out, [q, k, v, rpb], g)
+        for a, b in zip(grads, torch.autograd.grad(ref, [q, k, v, rpb], g)):
+            assert _rel_err(a, b) <= 1e-5
+    finally:
+        na_op._band_plan.cache_clear()
 
 
 def test_bfloat16_is_close_to_fp32_reference():
