@@ -16,6 +16,7 @@ it computes, ``q k^T`` and ``attention v`` (``B L S (E + Ev)``), as the papers c
 import contextlib
 import math
 
+import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
@@ -27,7 +28,9 @@ def count_flops(model: nn.Module, inputs: tuple) -> int:
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_macs)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
-    with _recording_attention_macs(model) as exact:  # filled by the analyser's one trace
+    # one trace, without autograd (a traced graph with gradients kept every activation alive:
+    # 18 GB for MambaYOLO at 640)
+    with _recording_attention_macs(model) as exact, torch.no_grad():
         total = analyzer.total()
     if exact:
         traced = analyzer.by_module()
