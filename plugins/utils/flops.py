@@ -28,8 +28,7 @@ def count_flops(model: nn.Module, inputs: tuple) -> int:
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_macs)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
-    # one trace, without autograd (a traced graph with gradients kept every activation alive:
-    # 18 GB for MambaYOLO at 640)
+    # one trace; nothing of it needs gradients
     with _recording_attention_macs(model) as exact, torch.no_grad():
         total = analyzer.total()
     if exact:
