@@ -28,7 +28,7 @@ demo = load_demo_tool()
 
 def test_every_demo_has_a_config_and_a_data_generator():
     from plugins.datasets.registry import DEMO_GENERATORS
-    assert list(demo.DEMOS) == ['det', 'seg', 'pose', 'sr', 'pcd']
+    assert list(demo.DEMOS) == ['det', 'seg', 'pose', 'sr', 'pcd', 'yolo']
     for spec in demo.DEMOS.values():
         assert osp.isfile(osp.join(ROOT, spec['config'])) and spec['data'] in DEMO_GENERATORS
 

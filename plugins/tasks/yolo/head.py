@@ -33,6 +33,7 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
 from mmdet.structures.bbox import bbox2distance, distance2bbox
 from mmengine.dist import get_world_size
+from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -105,12 +106,13 @@ class YOLOv8Head(BaseDenseHead):
         self.register_buffer('bins', torch.arange(reg_max, dtype=torch.float32),
                              persistent=False)
         self.prior_generator = MlvlPointGenerator(strides, offset=0.5)
-        self.loss_cls = MMDET_MODELS.build(loss_cls)
-        self.loss_bbox = MMDET_MODELS.build(loss_bbox)
-        self.loss_dfl = MMDET_MODELS.build(loss_dfl)
+        with DefaultScope.overwrite_default_scope('mmdet'):  # whatever scope the caller set
+            self.loss_cls = MMDET_MODELS.build(loss_cls)
+            self.loss_bbox = MMDET_MODELS.build(loss_bbox)
+            self.loss_dfl = MMDET_MODELS.build(loss_dfl)
+            self.assigner = MMDET_TASK_UTILS.build(train_cfg['assigner']) if train_cfg else None
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
         if train_cfg:
-            self.assigner = MMDET_TASK_UTILS.build(train_cfg['assigner'])
             self.alpha = train_cfg.get('alpha', 0.5)
             self.beta = train_cfg.get('beta', 6.0)
 
