@@ -19,6 +19,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone
 
 import plugins  # noqa: E402,F401  (registers modules, allow-lists mmengine checkpoints)
+import torch.distributed as dist  # noqa: E402
 from plugins.utils.fault_tolerance import (add_training_safeguards,  # noqa: E402
                                            find_resumable_checkpoint)
 from plugins.utils.tools import (DictAction, add_progress, build_runner,  # noqa: E402
@@ -75,6 +76,8 @@ def main(argv=None):
     setup_distributed(cfg)
     runner = build_runner(cfg, data_splits=('train', 'val'))
     runner.train()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()  # gloo's threads end before the interpreter does
 
 
 if __name__ == '__main__':
