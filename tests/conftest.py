@@ -1,3 +1,4 @@
+import copy
 import os.path as osp
 import sys
 
@@ -13,6 +14,17 @@ import plugins  # noqa: E402,F401
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _default_scope_per_test():
+    """Each test starts from the default scope the session had before it: a Runner or a
+    ``register_all_modules`` (mmpose's sets its scope) inside one test does not leak into the
+    next, so no test passes or fails by the order it runs in."""
+    from mmengine.registry import DefaultScope
+    saved = copy.copy(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict = saved
 
 
 @pytest.fixture(scope='session')
