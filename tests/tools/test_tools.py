@@ -1,4 +1,5 @@
 """The tools end to end on the demo data: train, resume, test, dist_train, and bad input."""
+import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -25,6 +26,19 @@ def run(*args, env=None, check=True):
         raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-3000:]}')
     return proc
+
+
+def run_in_process(capsys, tool, *args):
+    """``python tools/<tool>.py ARGS`` for a run that must stop before training, in this process
+    (the imports of a subprocess cost seconds): its exit code and what it wrote to stderr."""
+    from plugins.utils.tools import run_tool
+    spec = importlib.util.spec_from_file_location(f'tools_{tool}', osp.join(ROOT, 'tools',
+                                                                          f'{tool}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as exit_:
+        run_tool(lambda: module.main(list(args)))
+    return exit_.value.code, capsys.readouterr().err
 
 
 def det_options(demo_data, work_dir, epochs=1):
@@ -94,23 +108,27 @@ def test_unknown_type_names_the_nearest_registered_names(tmp_path):
     assert "unknown type 'VANN'" in proc.stderr and "'VAN'" in proc.stderr
 
 
-def test_neck_channel_mismatch_names_both_lists(tmp_path):
-    proc = run('tools/train.py', DET_DEMO, '--work-dir', str(tmp_path), '--cfg-options',
-               'model.neck.in_channels=[64,128,320,512]', check=False)
-    assert proc.returncode == 2
-    assert '[64, 128, 320, 512]' in proc.stderr and '[32, 64, 160, 256]' in proc.stderr
+def test_neck_channel_mismatch_names_both_lists(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, err = run_in_process(capsys, 'train', DET_DEMO, '--work-dir', str(tmp_path),
+                               '--cfg-options', 'model.neck.in_channels=[64,128,320,512]')
+    assert code == 2
+    assert '[64, 128, 320, 512]' in err and '[32, 64, 160, 256]' in err
 
 
-def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    proc = run('tools/test.py', DET_DEMO, str(tmp_path / 'nope.pth'), check=False)
-    assert proc.returncode == 2 and 'does not exist' in proc.stderr
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, err = run_in_process(capsys, 'test', DET_DEMO, str(tmp_path / 'nope.pth'),
+                               '--work-dir', str(tmp_path))
+    assert code == 2 and 'does not exist' in err
 
 
-def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
     bogus = tmp_path / 'notes.pth'
     bogus.write_text('these are not weights')
-    proc = run('tools/test.py', DET_DEMO, str(bogus), check=False)
-    assert proc.returncode == 2 and 'is not a PyTorch checkpoint' in proc.stderr
+    code, err = run_in_process(capsys, 'test', DET_DEMO, str(bogus), '--work-dir', str(tmp_path))
+    assert code == 2 and 'is not a PyTorch checkpoint' in err
     assert bogus.read_text() == 'these are not weights'  # never touched
 
 
