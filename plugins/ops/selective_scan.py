@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .recurrence import linear_recurrence
-from .utils import graph_tracing
+from .utils import flop_counting, graph_tracing, untraced_call
 
 _MAX_LOG_DECAY = 60.0      # |S| inside a chunk stays below this: exp(+-S) is finite in fp32
 _BLOCK_ELEMENTS = 1 << 18  # elements of a (B, D, T_block, N) tensor per block: cache-sized
@@ -149,7 +149,13 @@ def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         delta_softplus: apply softplus to ``delta + delta_bias``.
         chunk_size: tokens per chunk T (halved automatically where decays would overflow).
         return_last_state: also return the final state (batch, D, N).
+
+    Under a FLOP counter's trace the scan is one opaque node (its element-wise work counts
+    nothing there either; Mamba-YOLO's GFLOPs leave it out as the paper's do).
     """
+    if flop_counting():
+        return untraced_call(selective_scan, u, delta, A, B, C, D, z, delta_bias,
+                             delta_softplus, chunk_size, return_last_state)
     dtype = u.dtype
     batch, dim, L = u.shape
     if A.is_complex():

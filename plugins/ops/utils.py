@@ -1,9 +1,11 @@
 """Small pieces shared by the attention primitives: pair arguments, padding to multiples,
-relative-position index tables, head splitting, whether a graph is being traced.
+relative-position index tables, head splitting, whether a graph is being traced (and whether
+only to count FLOPs).
 
 Pure tensor functions (no mm* import), usable from every module of ``plugins/ops`` and
 ``plugins/mixers``.
 """
+import contextlib
 from typing import Sequence, Tuple, Union
 
 import torch
@@ -95,3 +97,45 @@ def graph_tracing() -> bool:
     ``torch.compile`` is not a tracer here: it runs such branches eagerly (a graph break)."""
     return torch.jit.is_tracing() or torch.compiler.is_exporting() or \
         torch.onnx.is_in_onnx_export()
+
+
+_COUNTING_FLOPS = [False]
+
+
+@contextlib.contextmanager
+def counting_flops():
+    """Marks a trace made only to count FLOPs (``plugins.utils.flops.count_flops``): there an op
+    with a traceable fallback may run its eager path as one opaque node
+    (:func:`untraced_call`) instead, since the tracer keeps every intermediate tensor it records
+    (Mamba-YOLO-T at 640: killed at 19 GB through the doubling scan; 0.74 GB peak with the scan
+    opaque)."""
+    previous, _COUNTING_FLOPS[0] = _COUNTING_FLOPS[0], True
+    try:
+        yield
+    finally:
+        _COUNTING_FLOPS[0] = previous
+
+
+def flop_counting() -> bool:
+    """Whether this call is being traced by :func:`counting_flops`' FLOP counter."""
+    return _COUNTING_FLOPS[0] and torch.jit.is_tracing()
+
+
+class _Untraced(torch.autograd.Function):
+    """``fn(*args)`` recorded as one ``prim::PythonOp`` node, run with the tracer paused: its
+    own operations, and their intermediates, stay out of the trace (forward only)."""
+
+    @staticmethod
+    def forward(ctx, fn, *args):
+        state = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+        try:
+            return fn(*args)
+        finally:
+            torch._C._set_tracing_state(state)
+
+
+def untraced_call(fn, *args):
+    """``fn(*args)`` as one opaque node of a FLOP counter's trace (see :func:`counting_flops`;
+    the counter counts nothing inside it)."""
+    return _Untraced.apply(fn, *args)

@@ -21,6 +21,8 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 
+from ..ops.utils import counting_flops
+
 
 def count_flops(model: nn.Module, inputs: tuple) -> int:
     """Multiply-adds of ``model(*inputs)`` with the ``attention_macs`` corrections."""
@@ -28,8 +30,8 @@ def count_flops(model: nn.Module, inputs: tuple) -> int:
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_macs)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
-    # one trace; nothing of it needs gradients
-    with _recording_attention_macs(model) as exact, torch.no_grad():
+    # one trace; nothing of it needs gradients; ops with a traceable fallback run opaque
+    with _recording_attention_macs(model) as exact, torch.no_grad(), counting_flops():
         total = analyzer.total()
     if exact:
         traced = analyzer.by_module()

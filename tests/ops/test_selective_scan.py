@@ -79,3 +79,23 @@ def test_cross_scan_orders_and_merge_is_its_adjoint():
     ys = torch.randn(1, 4, 1, 6)
     # <cross_scan(x), ys> == <x, cross_merge(ys)>
     torch.testing.assert_close((cross_scan(x) * ys).sum(), (x.flatten(2) * cross_merge(ys, 2, 3)).sum())
+
+
+def test_a_flop_count_traces_the_scan_as_one_opaque_node(monkeypatch):
+    """The FLOP counter's tracer keeps every intermediate it records: the scan must not be
+    traced op by op there (its traceable doubling scan held 19 GB for Mamba-YOLO-T at 640);
+    other tracers (torch.jit.trace, export, ONNX) still record the traceable scan."""
+    from plugins.mixers.ss2d import SS2DMixer
+    from plugins.utils.flops import count_flops
+
+    mixer = SS2DMixer(16).eval()
+    x = torch.randn(1, 16, 9, 11)
+    counted = count_flops(mixer, (x, ))
+
+    def traceable_scan(*args, **kwargs):
+        raise AssertionError('the traceable scan ran')
+
+    monkeypatch.setattr(ss, '_scan_block_traceable', traceable_scan)
+    assert count_flops(mixer, (x, )) == counted > mixer.in_proj.weight.numel() * 9 * 11
+    with pytest.raises(AssertionError, match='traceable scan ran'), torch.no_grad():
+        torch.jit.trace(mixer, (x, ), check_trace=False)

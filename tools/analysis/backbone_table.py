@@ -23,23 +23,16 @@ from plugins.registry import MODELS  # noqa: E402
 from plugins.utils.flops import count_flops  # noqa: E402
 
 
-#: a preset without the paper's backbone FLOPs is counted only up to this input: Mamba-YOLO's
-#: references are whole-detector GFLOPs at 640 (docs/mamba_yolo.md), and tracing its selective
-#: scan at 640 ran out of memory on a 24 GB machine
-MAX_UNREFERENCED_INPUT = 512
-
-
 def rows():
     for arch_name, entry in load_reference().items():
         cls = MODELS.get(arch_name)
         for preset, ref in entry['presets'].items():
             backbone = cls(arch=preset).eval()
             size = ref.get('input', 224)
-            flops = (count_flops(backbone, (torch.rand(1, 3, size, size), ))
-                     if 'flops_g' in ref or size <= MAX_UNREFERENCED_INPUT else None)
+            flops = count_flops(backbone, (torch.rand(1, 3, size, size), ))
             yield dict(arch=arch_name, preset=preset, size=size,
                        params=count_params_like_the_source(backbone, arch_name, preset),
-                       flops=None if flops is None else flops / 1e9, ref=ref,
+                       flops=flops / 1e9, ref=ref,
                        convention=entry['convention'],
                        source=entry['source'])
 
@@ -60,7 +53,7 @@ def main(argv=None):
         ref = r['ref']
         paper = ref.get('params_m')  # absent where the paper's count is not known
         diff = f"{(r['params'] - paper) / paper * 100:+.1f}%" if paper else '—'
-        gflops = '—' if r['flops'] is None else f"{r['flops']:.2f}"
+        gflops = f"{r['flops']:.2f}"
         lines.append(f"| {r['arch']} | {r['preset']} | {r['params']:.2f} | {paper or '—'} | "
                      f"{diff} | {gflops} | {ref.get('flops_g', '—')} | "
                      f"{r['size']} | {r['convention']} | {r['source']} |")
