@@ -16,6 +16,6 @@ def test_reference_peer_equals_the_toolkit_scan():
 def test_quick_run_writes_every_site(tmp_path):
     rows, speed = mamba_yolo.main(['--quick', '--out', str(tmp_path)])
     table = (tmp_path / 'mamba_yolo_quick.md').read_text()
-    assert [r['grid'] for r in rows] == [(16, 16), (8, 8), (4, 4), (2, 2)] and speed is None
+    assert [r['grid'] for r in rows] == [(2, 2), (4, 4), (8, 8), (16, 16)] and speed is None
     assert all(r['ours']['fwdbwd_ms'] and r['peer']['fwdbwd_ms'] for r in rows)
     assert '| 16x16 | 256 |' in table
