@@ -81,6 +81,7 @@ def test_cross_scan_orders_and_merge_is_its_adjoint():
     torch.testing.assert_close((cross_scan(x) * ys).sum(), (x.flatten(2) * cross_merge(ys, 2, 3)).sum())
 
 
+@pytest.mark.filterwarnings('ignore::torch.jit.TracerWarning')  # the traced Python loop
 def test_a_flop_count_traces_the_scan_as_one_opaque_node(monkeypatch):
     """The FLOP counter's tracer keeps every intermediate it records: the scan must not be
     traced op by op there (its traceable doubling scan held 19 GB for Mamba-YOLO-T at 640);
