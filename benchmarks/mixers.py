@@ -199,8 +199,8 @@ def alternating_reps(budget_s: float, slowest_s: float) -> int:
 def time_alternating(runs: Dict[str, Callable[[], None]], budget_s: float,
                      warmup: int = WARMUP) -> Tuple[Dict[str, float], Dict[str, str], int]:
     """Median ms of each callable, their timed calls alternating in rounds (``runs`` order);
-    ``(times, errors, repeats)``. A callable that fails in its warm-up is reported in ``errors``
-    and left out of the rounds."""
+    ``(times, errors, repeats)``. A callable that fails (in its warm-up, or later: an allocation
+    the heap can no longer serve) is reported in ``errors`` and left out of the rounds."""
     first, errors = {}, {}
     for who, run in runs.items():
         try:
@@ -212,8 +212,12 @@ def time_alternating(runs: Dict[str, Callable[[], None]], budget_s: float,
     reps = alternating_reps(budget_s, max(first.values(), default=0.))
     times = {who: [] for who in live}
     for _ in range(reps):
-        for who, run in live.items():
-            times[who].append(time_once(run))
+        for who, run in list(live.items()):
+            try:
+                times[who].append(time_once(run))
+            except (RuntimeError, MemoryError) as err:
+                errors[who] = f'{type(err).__name__}: {str(err)[:80]}'
+                del live[who], times[who]
     return {who: statistics.median(t) * 1e3 for who, t in times.items()}, errors, reps
 
 

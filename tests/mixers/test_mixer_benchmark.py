@@ -31,3 +31,19 @@ def test_device_cuda_without_a_gpu_is_refused_with_a_clear_message(tmp_path):
     with pytest.raises(SystemExit, match='no CUDA device'):
         mixers.main(['--quick', '--device', 'cuda', '--only', 'Halo', '--out', str(tmp_path)])
     assert mixers.DEVICE == torch.device('cpu')
+
+
+def test_a_call_that_fails_after_its_warm_up_is_reported_and_the_others_still_timed():
+    calls = {'ours': 0, 'peer': 0}
+
+    def ours():
+        calls['ours'] += 1
+
+    def peer():  # an allocation the heap can no longer serve, on its fourth call
+        calls['peer'] += 1
+        if calls['peer'] == 4:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+
+    times, errors, reps = mixers.time_alternating({'ours': ours, 'peer': peer}, budget_s=0.01)
+    assert reps >= 2 and set(times) == {'ours'} and calls['ours'] == 2 + reps
+    assert "can't allocate memory" in errors['peer']
