@@ -433,13 +433,14 @@ def run_benchmark(grids: List[Tuple[int, int, int]], only: Optional[str] = None,
 
 
 def run_isolated(grids, only, budget_s, threads, max_gb, full, log=print,
-                 system_allocator: bool = False, device: str = 'cpu') -> List[dict]:
+                 system_allocator: bool = False, device: str = 'cpu',
+                 with_global: bool = True) -> List[dict]:
     """Each case (and global attention) in a subprocess of its own: a case that exhausts memory
     fails alone (its address space is capped at ``max_gb``) and leaves no fragmented heap
     behind for the next one."""
     import subprocess
     import tempfile
-    names = [None] + [c.name for c in collect_cases(only)]
+    names = ([None] if with_global else []) + [c.name for c in collect_cases(only)]
     rows = []
     for name in names:
         with tempfile.NamedTemporaryFile(suffix='.json') as tmp:
@@ -468,6 +469,11 @@ def run_isolated(grids, only, budget_s, threads, max_gb, full, log=print,
                     f'{proc.stderr.strip().splitlines()[-1:] }')
             rows.extend(got)
     return rows
+
+
+def _cases_in(path: str) -> set:
+    with open(path) as f:
+        return {r['case'] for r in json.load(f)}
 
 
 def _fmt(v, digits=1):
@@ -659,15 +665,18 @@ def main(argv=None):
         with open(args.worker_out, 'w') as f:
             json.dump([dict(r, threads=args.threads, device=device_name()) for r in rows], f)
         return rows
+    name = 'mixers_quick' if args.quick else 'mixers'
+    raw = os.path.join(args.out, f'{name}.json')
     if args.isolate:
+        # a re-run of some cases keeps the global-attention rows of the file it merges into
+        with_global = not (args.only and os.path.exists(raw) and GLOBAL in _cases_in(raw))
         rows = run_isolated(grids, args.only, budget, args.threads, args.max_gb, full,
-                            system_allocator=args.system_allocator, device=args.device)
+                            system_allocator=args.system_allocator, device=args.device,
+                            with_global=with_global)
     else:
         rows = run_benchmark(grids, args.only, budget, full=full, gemm_size=gemm)
     rows = [dict(r, threads=args.threads, device=device_name()) for r in rows]
-    name = 'mixers_quick' if args.quick else 'mixers'
     os.makedirs(args.out, exist_ok=True)
-    raw = os.path.join(args.out, f'{name}.json')
     if args.only and os.path.exists(raw):  # re-run of some cases: keep the others' rows
         with open(raw) as f:
             kept = [dict(r, grid=tuple(r['grid'])) for r in json.load(f)]

@@ -47,3 +47,17 @@ def test_a_call_that_fails_after_its_warm_up_is_reported_and_the_others_still_ti
     times, errors, reps = mixers.time_alternating({'ours': ours, 'peer': peer}, budget_s=0.01)
     assert reps >= 2 and set(times) == {'ours'} and calls['ours'] == 2 + reps
     assert "can't allocate memory" in errors['peer']
+
+
+def test_a_rerun_of_some_cases_does_not_measure_global_attention_again(tmp_path, monkeypatch):
+    """The merge keeps the global-attention rows of the file it merges into, so an isolated
+    re-run of a few cases does not spend its time (minutes at 200x304) measuring it again."""
+    mixers.main(['--quick', '--out', str(tmp_path), '--only', 'HaloAttention'])
+    asked = []
+    monkeypatch.setattr(mixers, 'run_isolated',
+                        lambda *args, with_global=True, **kwargs: asked.append(with_global) or [])
+    rows = mixers.main(['--quick', '--isolate', '--out', str(tmp_path), '--only', 'Halo'])
+    assert asked == [False] and mixers.GLOBAL in {r['case'] for r in rows}
+    (tmp_path / 'mixers_quick.json').unlink()
+    mixers.main(['--quick', '--isolate', '--out', str(tmp_path), '--only', 'Halo'])
+    assert asked == [False, True]
