@@ -51,7 +51,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
-from ..ops.utils import graph_tracing
+from ..ops.utils import flop_counting, graph_tracing, untraced_call
 from ..registry import MODELS
 from .base import AttentionBackbone
 from .layers import TokenMlp
@@ -67,6 +67,8 @@ def bicubic(x: torch.Tensor, size) -> torch.Tensor:
     off the pre-training grid failed there. The same numbers (within fp32 rounding, 1e-6)."""
     if tuple(x.shape[2:]) == tuple(size):
         return x
+    if flop_counting():  # a resampling, not the paper's work: one opaque node of the count
+        return untraced_call(bicubic, x, tuple(int(s) for s in size))
     if graph_tracing():
         rows = torch.from_numpy(bicubic_matrix(x.shape[2], size[0])).to(x)
         cols = torch.from_numpy(bicubic_matrix(x.shape[3], size[1])).to(x)

@@ -190,3 +190,15 @@ def test_bad_arguments_are_clear_errors():
         RaftMLP(dict(embed_dims=[9, 16, 16, 32], depths=[1, 1, 1, 1]))
     with pytest.raises(ValueError, match='multiples of the smallest'):
         RaftMLP(SMALL, embed_kernels=((4, 6), (2, ), (2, ), (2, )))
+
+
+@pytest.mark.filterwarnings('ignore::torch.jit.TracerWarning')
+def test_flops_count_off_the_pretraining_grid_without_the_resizes():
+    """The FLOP counter traces with jit, whose sizes are tensors: the resizes to the pre-training
+    grid and back run as opaque nodes there (a resampling, not the paper's work), so a detection
+    size counts instead of failing, the same token and channel MLPs as at 224."""
+    from plugins.utils.flops import count_flops
+    model = RaftMLP(arch='s').eval()
+    at_224 = count_flops(model, (torch.rand(1, 3, 224, 224), ))
+    odd = count_flops(model, (torch.rand(1, 3, 97, 131), ))
+    assert at_224 == 2_100_818_944 and 0 < odd < at_224
