@@ -471,11 +471,6 @@ def run_isolated(grids, only, budget_s, threads, max_gb, full, log=print,
     return rows
 
 
-def _cases_in(path: str) -> set:
-    with open(path) as f:
-        return {r['case'] for r in json.load(f)}
-
-
 def _fmt(v, digits=1):
     if v is None:
         return 'n/a'
@@ -667,19 +662,22 @@ def main(argv=None):
         return rows
     name = 'mixers_quick' if args.quick else 'mixers'
     raw = os.path.join(args.out, f'{name}.json')
+    kept = None  # a re-run of some cases merges into the file's rows
+    if args.only and os.path.exists(raw):
+        with open(raw) as f:
+            kept = [dict(r, grid=tuple(r['grid'])) for r in json.load(f)]
+    # the merge keeps the file's global-attention rows: a re-run does not measure them again
+    with_global = not (kept and any(r['case'] == GLOBAL for r in kept))
     if args.isolate:
-        # a re-run of some cases keeps the global-attention rows of the file it merges into
-        with_global = not (args.only and os.path.exists(raw) and GLOBAL in _cases_in(raw))
         rows = run_isolated(grids, args.only, budget, args.threads, args.max_gb, full,
                             system_allocator=args.system_allocator, device=args.device,
                             with_global=with_global)
     else:
-        rows = run_benchmark(grids, args.only, budget, full=full, gemm_size=gemm)
+        rows = run_benchmark(grids, args.only, budget, full=full, gemm_size=gemm,
+                             with_global=with_global)
     rows = [dict(r, threads=args.threads, device=device_name()) for r in rows]
     os.makedirs(args.out, exist_ok=True)
-    if args.only and os.path.exists(raw):  # re-run of some cases: keep the others' rows
-        with open(raw) as f:
-            kept = [dict(r, grid=tuple(r['grid'])) for r in json.load(f)]
+    if kept is not None:
         fresh = {r['case'] for r in rows} - {GLOBAL}  # global attention: the full run's rows
         rows = [r for r in kept if r['case'] not in fresh] + \
             [dict(r, rerun=True) for r in rows if r['case'] in fresh]
