@@ -61,3 +61,26 @@ def test_a_rerun_of_some_cases_does_not_measure_global_attention_again(tmp_path,
     (tmp_path / 'mixers_quick.json').unlink()
     mixers.main(['--quick', '--isolate', '--out', str(tmp_path), '--only', 'Halo'])
     assert asked == [False, True]
+
+
+def test_a_peer_closure_has_its_weight_gradients_counted_like_ours():
+    """A peer that keeps a module inside a closure has its parameters found and their gradients
+    reset after each call, so its peak memory includes the weight gradients as ours does."""
+    torch.manual_seed(0)
+    ours = torch.nn.Linear(256, 256)
+    hidden = torch.nn.Linear(256, 256)
+    hidden.load_state_dict(ours.state_dict())
+
+    def peer(x):
+        return hidden(x)
+
+    held = mixers.held_parameters(peer)
+    assert {id(p) for p in held} == {id(p) for p in hidden.parameters()}
+    x = torch.randn(4, 256)
+    peaks = {}
+    for who, fn, params in (('ours', ours, list(ours.parameters())), ('peer', peer, held)):
+        run = mixers._runner(fn, x, True, params)
+        run()  # warm-up: leaves no gradient behind
+        assert all(p.grad is None for p in params)
+        peaks[who] = mixers.profiled_peak_mb(run)
+    assert peaks['peer'] == peaks['ours'] > 256 * 256 * 4 / 2 ** 20
