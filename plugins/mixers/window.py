@@ -75,16 +75,19 @@ class ShiftedWindowAttention(_WindowMixerBase):
             self.register_parameter('relative_position_bias_table', None)
 
     def _attend(self, rows: torch.Tensor, valid, shift) -> torch.Tensor:
-        """Attention inside each window: rows ``(B, nW N, C)`` -> ``(B, nW N, C)``. A function of
-        its own so that q, k, v and the logits are freed when it returns."""
+        """Attention inside each window: rows ``(B, nW N, C)`` -> ``(B, nW N, C)``; ``valid``: the
+        size whose tokens are attended (the rest is masked padding), None when nothing is biased
+        or masked. A function of its own so that q, k, v and the logits are freed when it
+        returns."""
         b, _, c = rows.shape
         nh, n = self.num_heads, self.window_size[0] * self.window_size[1]
         nw = rows.shape[1] // n
         qkv = self.qkv(rows).view(b * nw, n, 3, nh, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B nW) heads N d, strided views
-        terms = [t for t in window_bias_terms(valid, self.window_size, shift,
-                                              self.relative_position_bias_table, nh,
-                                              dtype=q.dtype, device=q.device) if t is not None]
+        terms = [] if valid is None else [
+            t for t in window_bias_terms(valid, self.window_size, shift,
+                                         self.relative_position_bias_table, nh,
+                                         dtype=q.dtype, device=q.device) if t is not None]
         if b > 1:  # per window: repeat per image
             terms = [t.expand(b, *t.shape).reshape(b * nw, *t.shape[1:]) if t.shape[0] > 1 else t
                      for t in terms]
@@ -108,12 +111,16 @@ class ShiftedWindowAttention(_WindowMixerBase):
         """``shift_size`` overrides the module's shift for this call (e.g. 0 where the map fits
         in one window: Swin's rule of not shifting a map no larger than the window)."""
         b, c, h, w = x.shape
-        x, _ = pad_to_multiple(x.permute(0, 2, 3, 1), self.window_size, dims=(1, 2))
+        wh, ww = self.window_size
+        x = x.permute(0, 2, 3, 1)
+        if h % wh or w % ww:
+            x, _ = pad_to_multiple(x, self.window_size, dims=(1, 2))
         hv, wv = x.shape[1:3]
         valid = (h, w) if self.mask_padding else (hv, wv)  # keys to keep: real or all tokens
         shift = self.shift_size if shift_size is None else to_pair(shift_size, 'shift_size')
         sh, sw = shift
-        wh, ww = self.window_size
+        if self.relative_position_bias_table is None and not (sh or sw) and (hv, wv) == valid:
+            valid = None  # DaViT's windows: no bias, no mask (skips their per-call bookkeeping)
         n, nw = wh * ww, (hv // wh) * (wv // ww)
         # roll and partition the input: the projections are per token, so this equals Swin's
         # roll + partition of q, k, v, on C channels instead of 3C
@@ -121,7 +128,10 @@ class ShiftedWindowAttention(_WindowMixerBase):
             x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
         rows = x.reshape(b, hv // wh, wh, wv // ww, ww, c).transpose(2, 3).reshape(b, nw * n, c)
         out = self._attend(rows, valid, shift)
-        out = self.proj_drop(self.proj(out)).view(b, hv // wh, wv // ww, wh, ww, c)
+        out = self.proj(out)
+        if self.proj_drop.p:
+            out = self.proj_drop(out)
+        out = out.view(b, hv // wh, wv // ww, wh, ww, c)
         out = out.transpose(2, 3).reshape(b, hv, wv, c)
         if sh or sw:
             out = torch.roll(out, shifts=(sh, sw), dims=(1, 2))
