@@ -17,7 +17,9 @@ Parameter names: ``qkv``, ``temperature``, ``proj`` as L2ViT's ``attn.*``; ``lcm
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from ..ops.depthwise_conv import depthwise_conv2d
 from ..ops.linear_attention import relu_linear_attention
 from ..registry import MODELS
 
@@ -33,7 +35,7 @@ class LocalConcentrationModule(nn.Module):
         self.conv2 = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.bn(self.act(self.conv1(x))))
+        return depthwise_conv2d(self.bn(self.act(depthwise_conv2d(x, self.conv1))), self.conv2)
 
 
 @MODELS.register_module()
@@ -67,12 +69,25 @@ class EnhancedLinearAttention(nn.Module):
             self.lcm_norm = nn.LayerNorm(dim)
             self.lcm = LocalConcentrationModule(dim, lcm_kernel_size)
 
+    def _qkv(self, tokens: torch.Tensor):
+        """``q, k, v``, each ``(B, heads, N, d)``, from ``(B, N, C)`` tokens."""
+        B, N, C = tokens.shape
+        h, d = self.num_heads, self.head_dim
+        if not torch.is_grad_enabled():
+            return self.qkv(tokens).view(B, N, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        # under autograd, v apart from q, k: backward keeps ReLU(q), ReLU(k) and v, and a v
+        # sliced from one qkv output would keep all three projections alive with it (2 N C more)
+        w, b = self.qkv.weight, self.qkv.bias
+        qk = F.linear(tokens, w[:2 * C], None if b is None else b[:2 * C])
+        v = F.linear(tokens, w[2 * C:], None if b is None else b[2 * C:])
+        q, k = qk.view(B, N, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v.view(B, N, h, d).transpose(1, 2)
+
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The linear global attention alone, ``(B, C, H, W) -> (B, C, H, W)``."""
         B, C, H, W = x.shape
-        N, h, d = H * W, self.num_heads, self.head_dim
-        tokens = x.flatten(2).transpose(1, 2)
-        q, k, v = self.qkv(tokens).view(B, N, 3, h, d).permute(2, 0, 3, 1, 4).unbind(0)
+        N = H * W
+        q, k, v = self._qkv(x.flatten(2).transpose(1, 2))
         out = relu_linear_attention(q, k, v, self.temperature, self.denom_min)   # B h N d
         out = self.proj(out.transpose(1, 2).reshape(B, N, C))
         return out.transpose(1, 2).reshape(B, C, H, W)

@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from .mixer_checks import compare_bf16, compare_with_reference, randomize_
+from .mixer_checks import (compare_bf16, compare_parameter_grads, compare_with_reference,
+                           randomize_)
 from plugins.mixers.enhanced_linear_attention import EnhancedLinearAttention
 from plugins.mixers.inline_attention import InLineAttention
 
@@ -37,8 +38,10 @@ def dense_l2vit(m, x):
     a = torch.relu(q) @ torch.relu(k).transpose(-2, -1)
     out = (a @ v) * m.temperature / a.sum(-1, keepdim=True).clamp_min(m.denom_min)
     out = m.proj(out.transpose(1, 2).reshape(B, N, C)).transpose(1, 2).reshape(B, C, H, W)
-    if m.with_lcm:
-        out = out + m.lcm(m.lcm_norm(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+    if m.with_lcm:  # the LCM by the modules' own F.conv2d (the mixer computes its gradient apart)
+        lcm = m.lcm
+        f = m.lcm_norm(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        out = out + lcm.conv2(lcm.bn(lcm.act(lcm.conv1(f))))
     return out
 
 
@@ -55,6 +58,26 @@ def test_l2vit_matches_dense_reference(size, denom_min):
     m = randomize_(EnhancedLinearAttention(16, num_heads=2, denom_min=denom_min))
     m.lcm.bn.eval()  # batch statistics of a 1x1 map are degenerate; use the running ones
     compare_with_reference(m, dense_l2vit, torch.randn(2, 16, *size) * 3)
+
+
+@pytest.mark.parametrize('batch,size', [(2, (13, 21)), (1, (4, 6)), (3, (1, 1))])
+def test_l2vit_parameter_grads_match_dense_reference(batch, size):
+    """Every weight's gradient, the LCM convolutions' (computed by their own backward) included."""
+    m = randomize_(EnhancedLinearAttention(16, num_heads=2))
+    m.lcm.bn.eval()
+    assert compare_parameter_grads(m, dense_l2vit, torch.randn(batch, 16, *size) * 3) <= 1e-5
+
+
+def test_l2vit_train_mode_grads_and_no_grad_forward():
+    """Batch statistics in the BatchNorm: the gradients of x and of the LCM's weights against
+    the modules' own ops; without autograd, the fused qkv path gives the same output."""
+    m = randomize_(EnhancedLinearAttention(32, num_heads=4))
+    x = torch.randn(2, 32, 9, 11, dtype=torch.float64)
+    m = m.double()
+    compare_with_reference(m, dense_l2vit, x, rtol=1e-10)
+    assert compare_parameter_grads(m, dense_l2vit, x, rtol=1e-10) <= 1e-10
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), dense_l2vit(m, x), rtol=1e-10, atol=1e-12)
 
 
 def test_l2vit_without_lcm_is_the_linear_attention_alone():
