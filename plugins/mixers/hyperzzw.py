@@ -36,9 +36,10 @@ Differences, so that any ``H x W`` works and images do not interact:
   as parameters, and a detached copy of the hidden units) and its per-branch batch
   standardisation are omitted; the mixer's block provides normalisation.
 
-Cost: global branch ``O(N log N)`` per channel (FFT over ``~2H x 2W``), local branches
-``O(N k^2)`` per channel, slow networks ``O(N h^2)`` (global) and ``O(k^2 h^2)`` (local):
-linear in tokens up to the log factor. ``num_heads`` is accepted for the mixer interface; the
+Cost: global branch ``O(N log N)`` per channel (real FFTs over ``~1.5H x 1.5W``; backward keeps
+``Z`` and ``W^`` only and recomputes their spectra), local branches ``O(N k^2)`` per channel,
+slow networks ``O(N h^2)`` (global) and ``O(k^2 h^2)`` (local): linear in tokens up to the log
+factor. ``num_heads`` is accepted for the mixer interface; the
 operator has no heads.
 """
 import math

@@ -13,6 +13,7 @@ sample and channel, as large as the map or larger, the global branch of HyperZ.Z
 2401.17948); :func:`direct_conv2d_same` is its ``F.conv2d`` reference."""
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def fast_fft_size(n: int) -> int:
@@ -74,25 +75,91 @@ def _same_pads(kh: int, kw: int):
     return (kh - 1) // 2, (kw - 1) // 2
 
 
+def _same_fft_size(n: int, k: int) -> int:
+    """FFT length of a 'same' correlation of ``n`` samples with a ``k``-tap kernel, ``p = (k - 1)
+    // 2``. The full linear result has ``n + k - 1`` entries: ``k - 1 - p`` dropped, ``n`` kept,
+    ``p`` dropped. A circular transform of length ``L`` folds the entries past ``L`` onto the
+    start, harmless while all of them are dropped ones and land on dropped ones: ``L >= n +
+    max(p, k - 1 - p)``, about ``1.5 n`` instead of ``2 n`` for a map-sized kernel (and ``L >=
+    k``, so that the kernel fits). The same length serves both gradients: ``du``, a convolution
+    of ``dy`` with the kernel (``p`` dropped, ``n`` kept, ``k - 1 - p`` dropped), and ``dk``, the
+    correlation of ``dy`` with ``u`` (lags ``-(n - 1) .. n - 1``, kept ``-p .. k - 1 - p``)."""
+    p = (k - 1) // 2
+    return fast_fft_size(max(n + max(p, k - 1 - p), k))
+
+
+def _wrapped_lags(r: torch.Tensor, p: int, k: int, dim: int) -> torch.Tensor:
+    """Lags ``-p .. k - 1 - p`` of a circular correlation along ``dim`` (negative ones wrapped
+    to the end), in order."""
+    n = r.shape[dim]
+    return torch.cat((r.narrow(dim, n - p, p), r.narrow(dim, 0, k - p)), dim)
+
+
+def _times(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a * b``, into ``a`` where it has the broadcast shape (``a`` is a temporary spectrum)."""
+    return a.mul_(b) if torch.broadcast_shapes(a.shape, b.shape) == a.shape else a * b
+
+
+class _FFTConv2dSame(torch.autograd.Function):
+    """:func:`fft_conv2d_same` with its own backward: autograd of the FFT chain would keep both
+    zero-padded inputs, both spectra and the padded output (about ``12 x`` the input at a
+    map-sized kernel); this keeps only ``u`` and ``k`` and recomputes their spectra in backward
+    (two more real FFTs): ``du = dy (*) k`` (a convolution, kept lags ``[p, p + H)``) and
+    ``dk = dy (x) u`` (a correlation, ``conj(DY) U``, kept lags ``[-p, k - p)``)."""
+
+    @staticmethod
+    def forward(ctx, u, k):
+        H, W = u.shape[-2:]
+        kh, kw = k.shape[-2:]
+        ph, pw = _same_pads(kh, kw)
+        size = (_same_fft_size(H, kh), _same_fft_size(W, kw))
+        acc = torch.promote_types(u.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
+        ctx.save_for_backward(u, k)
+        ctx.size, ctx.acc = size, acc
+        # correlation = convolution with the flipped kernel; output i sits at i + kh - 1 - ph
+        spec = _times(torch.fft.rfft2(u.to(acc), s=size),
+                      torch.fft.rfft2(k.flip(-2, -1).to(acc), s=size))
+        y = torch.fft.irfft2(spec, s=size)
+        del spec
+        # copied out, so that the view does not keep the padded buffer alive
+        return y[..., kh - 1 - ph:kh - 1 - ph + H, kw - 1 - pw:kw - 1 - pw + W].to(
+            u.dtype).contiguous()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        u, k = ctx.saved_tensors
+        size, acc = ctx.size, ctx.acc
+        H, W = u.shape[-2:]
+        kh, kw = k.shape[-2:]
+        ph, pw = _same_pads(kh, kw)
+        grad_f = torch.fft.rfft2(grad.to(acc), s=size)
+        grad_u = grad_k = None
+        if ctx.needs_input_grad[0]:
+            full = torch.fft.irfft2(_times(torch.fft.rfft2(k.to(acc), s=size), grad_f), s=size)
+            grad_u = full[..., ph:ph + H, pw:pw + W].to(u.dtype).contiguous()
+            del full
+        if ctx.needs_input_grad[1]:
+            spec = _times(torch.fft.rfft2(u.to(acc), s=size), grad_f.conj())
+            del grad_f
+            r = torch.fft.irfft2(spec, s=size)
+            del spec
+            r = _wrapped_lags(_wrapped_lags(r, ph, kh, -2), pw, kw, -1)
+            grad_k = r.sum_to_size(k.shape).to(k.dtype)
+        return grad_u, grad_k
+
+
 def fft_conv2d_same(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """``y[b, c, i, j] = sum_{a, e} k[b, c, a, e] u[b, c, i + a - p_h, j + e - p_w]`` (zero outside
     the map), ``p = (k - 1) // 2``: ``F.conv2d(..., padding='same', groups=C)`` per sample, by FFT.
 
     Args:
         u: (B, C, H, W).
-        k: (B or 1, C, kh, kw), any size (e.g. the map's own, a global kernel).
+        k: (B or 1, C, kh, kw) or (C, kh, kw), any size (e.g. the map's own, a global kernel).
     Returns:
         (B, C, H, W), dtype of u; ``O(H W log(H W))`` per channel instead of ``O(H W kh kw)``.
     """
-    H, W = u.shape[-2:]
-    kh, kw = k.shape[-2:]
-    ph, pw = _same_pads(kh, kw)
-    size = (fast_fft_size(H + kh - 1), fast_fft_size(W + kw - 1))
-    # correlation = convolution with the flipped kernel; output i sits at i + kh - 1 - ph
-    acc = torch.promote_types(u.dtype, torch.float32)  # fp32, or fp64 for fp64 inputs
-    spec = torch.fft.rfft2(u.to(acc), s=size) * torch.fft.rfft2(k.flip(-2, -1).to(acc), s=size)
-    y = torch.fft.irfft2(spec, s=size)
-    return y[..., kh - 1 - ph:kh - 1 - ph + H, kw - 1 - pw:kw - 1 - pw + W].to(u.dtype)
+    return _FFTConv2dSame.apply(u, k)
 
 
 def direct_conv2d_same(u: torch.Tensor, k: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from plugins.mixers.hyperzzw import HyperZZWMixer, coordinate_grid
+from plugins.ops.fft_conv import fft_conv2d_same
 from plugins.registry import MODELS
 
-from .mixer_checks import compare_with_reference, randomize_
+from .mixer_checks import compare_parameter_grads, compare_with_reference, randomize_
 
 SIZES = [(7, 9), (11, 13), (8, 6)]
 
@@ -33,6 +34,27 @@ def direct_reference(m, x):
 def test_matches_direct_computation(size):
     m = randomize_(HyperZZWMixer(8, local_kernel_sizes=(3, 4), global_hidden=8, local_hidden=8))
     compare_with_reference(m, direct_reference, torch.randn(2, 8, *size))
+
+
+def test_parameter_grads_match_direct_computation():
+    m = randomize_(HyperZZWMixer(8, local_kernel_sizes=(3,), global_hidden=8, local_hidden=8))
+    assert compare_parameter_grads(m, direct_reference, torch.randn(2, 8, 9, 7)) <= 1e-5
+
+
+# kernels as large as the map, even, wider than the FFT's ~1.5x padding, one per batch or shared
+@pytest.mark.parametrize('u_shape,k_shape', [
+    ((2, 3, 7, 9), (2, 3, 7, 9)), ((2, 3, 7, 9), (1, 3, 7, 9)), ((1, 3, 6, 7), (3, 5, 5)),
+    ((2, 2, 5, 8), (2, 2, 12, 3)), ((1, 2, 4, 5), (1, 2, 2, 4)), ((2, 3, 6, 6), (1, 3, 13, 14)),
+    ((1, 1, 3, 4), (1, 1, 30, 2)), ((1, 2, 1, 1), (1, 2, 1, 1))])
+def test_fft_same_conv_and_its_gradients_match_the_sliding_sum(u_shape, k_shape):
+    u = torch.randn(u_shape, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(k_shape, dtype=torch.float64, requires_grad=True)
+    y = fft_conv2d_same(u, k)
+    y_ref = sliding_sum(u, k.expand(u_shape[0], *k_shape[-3:]))
+    g = torch.randn_like(y)
+    torch.testing.assert_close(y, y_ref)
+    for a, b in zip(torch.autograd.grad(y, (u, k), g), torch.autograd.grad(y_ref, (u, k), g)):
+        torch.testing.assert_close(a, b)
 
 
 def test_global_kernel_is_sampled_at_the_maps_own_coordinates():
