@@ -513,6 +513,10 @@ def _ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
+def _merge_key(row):
+    return row['case'], tuple(row['grid']), row['dim']
+
+
 def _grid_key(row):
     return (row['grid'][0] * row['grid'][1] * row['dim'], row['grid'], row['dim'])
 
@@ -710,9 +714,11 @@ def main(argv=None):
     rows = [dict(r, threads=args.threads, device=device_name()) for r in rows]
     os.makedirs(args.out, exist_ok=True)
     if kept is not None:
-        fresh = {r['case'] for r in rows} - {GLOBAL}  # global attention: the full run's rows
-        rows = [r for r in kept if r['case'] not in fresh] + \
-            [dict(r, rerun=True) for r in rows if r['case'] in fresh]
+        # a re-measured (case, grid, C) replaces the file's; the others stay (a --grids re-run
+        # keeps the case's other grids); global attention keeps the full run's rows
+        fresh = {_merge_key(r) for r in rows if r['case'] != GLOBAL}
+        rows = [r for r in kept if _merge_key(r) not in fresh] + \
+            [dict(r, rerun=True) for r in rows if _merge_key(r) in fresh]
     with open(raw, 'w') as f:
         json.dump(rows, f, indent=0)
     md = os.path.join(args.out, f'{name}.md')

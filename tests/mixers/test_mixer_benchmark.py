@@ -84,3 +84,19 @@ def test_a_peer_closure_has_its_weight_gradients_counted_like_ours():
         assert all(p.grad is None for p in params)
         peaks[who] = mixers.profiled_peak_mb(run)
     assert peaks['peer'] == peaks['ours'] > 256 * 256 * 4 / 2 ** 20
+
+
+def test_a_rerun_at_some_grids_keeps_the_case_rows_of_the_other_grids(tmp_path, monkeypatch):
+    name = 'HaloAttention b8 h3'
+    before = [r for r in mixers.main(['--quick', '--out', str(tmp_path), '--only', 'Halo'])
+              if r['case'] == name]
+    h, w, c = mixers.QUICK_GRIDS[0]
+    again = [dict(r, fwd_ms=-1.0) for r in before if tuple(r['grid']) == (h, w) and r['dim'] == c]
+    assert again and len(again) < len(before)
+    monkeypatch.setattr(mixers, 'run_benchmark', lambda *args, **kwargs: again)
+    rows = mixers.main(['--quick', '--out', str(tmp_path), '--only', 'Halo',
+                        '--grids', f'{h}x{w}x{c}'])
+    halo = [r for r in rows if r['case'] == name]
+    assert len(halo) == len(before)
+    assert sorted(r['fwd_ms'] == -1.0 for r in halo) == \
+        sorted(tuple(r['grid']) == (h, w) and r['dim'] == c for r in halo)
