@@ -96,6 +96,18 @@ def test_parameter_gradients_match_reference():
     compare_parameter_grads(_mixer(window_size=3), rat_reference, torch.randn(2, 16, 5, 7))
 
 
+def test_input_gradients_with_groups_shared_by_several_heads():
+    m = randomize_(RATAttention(32, 4, window_size=(3, 2), num_groups=2), 0.3)
+    compare_with_reference(m, rat_reference, torch.randn(1, 32, 7, 5))
+
+
+def test_second_backward_is_refused():
+    y = _mixer(window_size=3)(torch.randn(1, 16, 5, 7, requires_grad=True)).sum()
+    y.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match='once'):
+        y.backward()
+
+
 def test_rope_2d_preserves_norms_and_relative_positions():
     x, y = torch.randn(2, 3, 8), torch.randn(2, 3, 8)
     rows, cols = torch.tensor([0, 2, 5]), torch.tensor([1, 4, 3])
