@@ -4,6 +4,7 @@ of the others (the official dense path's form)."""
 import pytest
 import torch
 
+from plugins.mixers import core_context
 from plugins.mixers.core_context import CoreContextAwareAttention
 from plugins.ops.global_attention import dense_attention
 from plugins.registry import MODELS
@@ -51,6 +52,25 @@ def test_matches_dense_core_and_local_reference(size, kw):
 
 def test_parameter_gradients_match_reference():
     compare_parameter_grads(_mixer(group_size=2), cca_reference, torch.randn(2, 16, 7, 9))
+
+
+def test_several_heads_and_radius_beyond_the_grid():
+    m = randomize_(CoreContextAwareAttention(32, 4, group_size=2, local_radius=3))
+    compare_with_reference(m, cca_reference, torch.randn(1, 32, 9, 5))
+
+
+def test_heads_processed_one_at_a_time(monkeypatch):
+    monkeypatch.setattr(core_context, '_CHUNK_ELEMS', 1)  # as on large maps
+    m = randomize_(CoreContextAwareAttention(32, 4, group_size=2))
+    compare_with_reference(m, cca_reference, torch.randn(2, 32, 7, 9))
+    compare_parameter_grads(m, cca_reference, torch.randn(2, 32, 5, 6))
+
+
+def test_second_backward_is_refused():
+    y = _mixer(group_size=2)(torch.randn(1, 16, 5, 7, requires_grad=True)).sum()
+    y.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match='once'):
+        y.backward()
 
 
 def test_eval_is_deterministic():
