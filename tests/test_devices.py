@@ -215,3 +215,25 @@ def test_neighborhood_attention_uses_natten_on_cuda_where_it_is_installed():
     want = 'natten' if _natten() is not None else 'banded'
     assert neighborhood_backend(q, 5) == want
     assert neighborhood_backend(q, 5, rpb=torch.zeros(2, 9, 9, device='cuda')) == 'banded'
+
+
+#: mixers with a hand-written backward (an autograd Function that autocast does not reach)
+OWN_BACKWARD = ['RATAttention p8', 'CoreContextAwareAttention p4 r1', 'HyperZZWMixer']
+
+
+@pytest.mark.parametrize('name', OWN_BACKWARD)
+@pytest.mark.parametrize('device,dtype', MODES)
+def test_hand_written_backward_gives_the_fp32_gradients_under_autocast(name, device, dtype):
+    from benchmarks.mixers import collect_cases
+    case = next(c for c in collect_cases() if c.name == name)
+    torch.manual_seed(0)
+    module, x = case.build(32, 2), torch.randn(1, 32, 12, 20)
+    grads = []
+    for where, at in (('cpu', torch.float32), (device, dtype)):
+        xi = x.to(where).requires_grad_()
+        with torch.autocast(where, dtype=at, enabled=at != torch.float32):
+            out = module.to(where)(xi)
+        out.float().pow(2).sum().backward()
+        grads.append(xi.grad.float().cpu())
+    err = (grads[1] - grads[0]).abs().max() / grads[0].abs().max()
+    assert float(err) <= TOLERANCE[dtype], f'relative error {float(err):.2e}'
