@@ -16,10 +16,12 @@ attention, which has no meaning on an image.
 
 Computed per head as one softmax over two disjoint key sets: the head's strided tiles (shared by
 all its queries: fused SDPA, no logits kept) and the local tiles that are not strided (explicit,
-gathered once per query tile), merged exactly (see :func:`s2_attention_2d`). Padded tokens (the
+gathered once per query tile), merged exactly (see :func:`_s2_sparse`). Padded tokens (the
 map is padded to tile multiples) are masked as keys. Cost per head ``O(N ((2L - 1)^2 th tw +
 N / (V_a V_b)) d)`` time, i.e. a ``1 / (V_a V_b)`` fraction of global attention plus a local
 window; memory ``O(N (2L - 1)^2 th tw)`` for the local logits, ``O(N d)`` for the strided part.
+On small maps, where those whole tiles are most of the map anyway, the same pattern runs as a
+dense mask through fused SDPA instead (:func:`s2_uses_dense`, with the measured cross-over).
 """
 import functools
 from typing import Optional, Tuple
@@ -27,7 +29,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ['s2_attention_2d', 's2_head_shards', 's2_attention_mask']
+__all__ = ['s2_attention_2d', 's2_head_shards', 's2_attention_mask', 's2_uses_dense']
 
 
 def s2_head_shards(num_heads: int, vert_stride: Tuple[int, int]) -> torch.Tensor:
@@ -107,6 +109,63 @@ def _to_tiles(x: torch.Tensor, tile: Tuple[int, int], padded: Tuple[int, int]) -
     return x.reshape(b, nh, (hp // th) * (wp // tw), th * tw, d)
 
 
+# The sparse path pays per key about 1.3-2.3 times what fused dense attention pays (explicit
+# local logits, the merge, fixed per-call work), and on a small map its key set (whole tiles: the
+# (2L - 1)^2 neighbours plus the largest strided shard) is most of the map or more. Measured
+# fwd + bwd (CPU, fp32, one thread, S2Attention2d, C = 64, tile 8, L = 2; sparse / dense ms, key
+# fraction = sparse keys per query / N):
+#   2 heads, (1, 2):  28x28 31.2 / 11.0 (1.39)   36x36 56.8 / 27.7 (1.19)   42x42 92.7 / 52.2 (0.98)
+#                     48x48 93.7 / 85.7 (0.75)   56x56 161.5 / 159.7 (0.76)
+#   8 heads, (2, 4):  28x28 83.1 / 40.1 (0.90)   42x42 211.9 / 191.8 (0.54)
+#                     56x56 309.8 / 596.6 (0.35)
+# Below a fraction of 0.8 dense wins by at most 10 % but its cached (heads, N, N) float mask
+# grows as N^2 (4.9 MB at 28x28 x 2 heads, 79 MB at 56x56), so the sparse path takes over there.
+DENSE_KEY_FRACTION = 0.8
+
+
+def _sparse_keys_per_query(h: int, w: int, tile: Tuple[int, int], local_tiles: int,
+                           vert_stride: Tuple[int, int]) -> int:
+    """Keys the sparse path computes per query: the ``(2L - 1)^2`` neighbour tiles and the largest
+    strided shard (``ceil(n_a / V_a) ceil(n_b / V_b)`` tiles), in whole tiles."""
+    na, nb = -(-h // tile[0]), -(-w // tile[1])
+    span = 2 * local_tiles - 1
+    local = min(span, na) * min(span, nb)
+    strided = -(-na // vert_stride[0]) * -(-nb // vert_stride[1])
+    return (local + strided) * tile[0] * tile[1]
+
+
+def s2_uses_dense(h: int, w: int, tile: Tuple[int, int], local_tiles: int,
+                  vert_stride: Tuple[int, int]) -> bool:
+    """Whether :func:`s2_attention_2d` runs the dense masked path on an ``H x W`` map: when the
+    sparse path would compute at least :data:`DENSE_KEY_FRACTION` of the map's keys per query."""
+    keys = _sparse_keys_per_query(h, w, tuple(tile), local_tiles, tuple(vert_stride))
+    return keys >= DENSE_KEY_FRACTION * h * w
+
+
+@functools.lru_cache(maxsize=8)
+def _additive_mask(h: int, w: int, tile: Tuple[int, int], local_tiles: int,
+                   vert_stride: Tuple[int, int], num_heads: int, dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor:
+    """``(1, heads, N, N)`` additive form (0 / -inf) of :func:`s2_attention_mask`, built once per
+    map size: the fused SDPA kernel takes a float 4-D mask without converting it per call (a bool
+    mask is turned into a float one on every call: +3 ms at 28x28 x 2 heads)."""
+    allowed = s2_attention_mask((h, w), tile, local_tiles, vert_stride, num_heads)
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, float('-inf'))
+    return mask[None].to(device)
+
+
+def _s2_dense(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: Tuple[int, int],
+              local_tiles: int, vert_stride: Tuple[int, int], scale: float) -> torch.Tensor:
+    """The pattern as a dense mask (the specification, :func:`s2_attention_mask`) through fused
+    SDPA: ``O(N^2)`` per head, no logits kept (``O(N d)`` memory beyond the cached mask)."""
+    b, nh, h, w, _ = q.shape
+    mask = _additive_mask(h, w, tuple(tile), local_tiles, tuple(vert_stride), nh, q.dtype,
+                          q.device)
+    out = F.scaled_dot_product_attention(q.flatten(2, 3), k.flatten(2, 3), v.flatten(2, 3),
+                                         attn_mask=mask, scale=scale)
+    return out.view(b, nh, h, w, v.shape[-1])
+
+
 def s2_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: Tuple[int, int],
                     local_tiles: int, vert_stride: Tuple[int, int],
                     scale: Optional[float] = None) -> torch.Tensor:
@@ -120,6 +179,23 @@ def s2_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: Tup
         vert_stride: ``(V_a, V_b)``; needs ``heads >= V_a V_b`` for the heads to cover all tiles.
         scale: default ``d ** -0.5``.
 
+    Small maps (:func:`s2_uses_dense`: the sparse key set would be most of the map) run the same
+    pattern as a dense additive mask through fused SDPA (:func:`_s2_dense`), which is faster there
+    and keeps no logits; larger maps run the sparse path below (:func:`_s2_sparse`).
+
+    Returns:
+        ``(B, heads, H, W, d_v)``.
+    """
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    h, w = q.shape[2:4]
+    path = _s2_dense if s2_uses_dense(h, w, tile, local_tiles, vert_stride) else _s2_sparse
+    return path(q, k, v, tuple(tile), local_tiles, tuple(vert_stride), scale)
+
+
+def _s2_sparse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: Tuple[int, int],
+               local_tiles: int, vert_stride: Tuple[int, int], scale: float) -> torch.Tensor:
+    """The sparse path of :func:`s2_attention_2d`: ``O(N ((2L - 1)^2 th tw + N / (V_a V_b)) d)``.
+
     How: one softmax over two disjoint key sets, computed apart and merged exactly. The strided
     tiles of a head (shared by all its queries) go through fused SDPA (``O(N d)`` memory, no
     logits kept) with one extra key per query, of logit ``c`` (the query's largest local logit)
@@ -129,14 +205,10 @@ def s2_attention_2d(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tile: Tup
     is ``(A + p0 n) / (1 - p0 + p0 z)``; the denominator is at least 1/2 (the largest local key
     is either local-only, ``z >= 1``, or strided, ``p0 <= 1/2``), and ``c`` cancels, so it
     carries no gradient.
-
-    Returns:
-        ``(B, heads, H, W, d_v)``.
     """
     b, nh, h, w, d = q.shape
     dv = v.shape[-1]
-    scale = d ** -0.5 if scale is None else scale
-    t = _tables(h, w, tuple(tile), local_tiles, tuple(vert_stride), nh)
+    t = _tables(h, w, tile, local_tiles, vert_stride, nh)
     dev, dt = q.device, q.dtype
     (na, nb), padded = t['grid'], t['padded']
     n_t, tt = na * nb, tile[0] * tile[1]

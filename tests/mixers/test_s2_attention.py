@@ -5,7 +5,8 @@ import torch
 
 from plugins.mixers.s2_attention import S2Attention2d, default_vert_stride
 from plugins.ops.global_attention import dense_attention
-from plugins.ops.strided_sparse import s2_attention_2d
+from plugins.ops import strided_sparse
+from plugins.ops.strided_sparse import s2_attention_2d, s2_uses_dense
 from plugins.registry import MODELS
 
 from .mixer_checks import compare_with_reference, randomize_
@@ -46,6 +47,28 @@ def s2_reference(m, x):
 def test_matches_dense_masked_attention(size, kw):
     m = randomize_(S2Attention2d(16, **kw))
     compare_with_reference(m, s2_reference, torch.randn(2, 16, *size))
+
+
+@pytest.mark.parametrize('path,fraction', [('sparse', float('inf')), ('dense', 0.0)])
+@pytest.mark.parametrize('kw', [dict(num_heads=4, tile_size=2, local_tiles=1),
+                                dict(num_heads=4, tile_size=(3, 2), local_tiles=2,
+                                     vert_stride=(2, 2))])
+def test_both_paths_match_dense_masked_attention(monkeypatch, path, fraction, kw):
+    """The sparse path and the small-map dense-mask path compute the same function (forced here
+    by the dispatch threshold), gradients included."""
+    monkeypatch.setattr(strided_sparse, 'DENSE_KEY_FRACTION', fraction)
+    assert s2_uses_dense(11, 13, (2, 2), 1, (2, 2)) == (path == 'dense')
+    m = randomize_(S2Attention2d(16, **kw))
+    compare_with_reference(m, s2_reference, torch.randn(2, 16, 11, 13))
+
+
+def test_dense_path_on_small_maps_only():
+    """Tile 8, L = 2: at 28x28 the sparse key set is more than the map (dense), at 56x56 with 8
+    heads about a third of it (sparse)."""
+    assert s2_uses_dense(28, 28, (8, 8), 2, (1, 2)) and s2_uses_dense(28, 28, (8, 8), 2, (2, 4))
+    assert not s2_uses_dense(56, 56, (8, 8), 2, (1, 2))
+    assert not s2_uses_dense(56, 56, (8, 8), 2, (2, 4))
+    assert not s2_uses_dense(100, 152, (8, 8), 2, (1, 2))
 
 
 @pytest.mark.parametrize('heads,stride', [(4, (2, 2)), (6, (2, 3)), (3, (3, 1))])
