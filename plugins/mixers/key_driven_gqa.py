@@ -152,6 +152,20 @@ class KeyDrivenGQA(nn.Module):
         noise = (noise - noise.mean(-1, keepdim=True)) / noise.std(-1, keepdim=True)
         return (rows - (noise * rows.std(-1, keepdim=True) + mean)).view_as(out)
 
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                allocation: torch.Tensor) -> torch.Tensor:
+        """SDPA of every query head against its group's key / value head (``a_g`` consecutive
+        query heads per group, Sec. 3 of the paper). Uniform allocations (always for 'gqa',
+        'pgqa' and one group) let SDPA read each key / value head in place for its ``H / G``
+        query heads; others gather a key / value head per query head (a copy, and a scatter in
+        the backward: 0.4 of 10 ms at 28x28, C = 64)."""
+        h, g = self.num_heads, self.num_kv_heads
+        if h % g == 0 and bool((allocation == h // g).all()):
+            return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+        group = heads_to_groups(allocation)                                   # B H
+        index = group[:, :, None, None].expand(-1, -1, q.shape[2], self.head_dim)
+        return F.scaled_dot_product_attention(q, k.gather(1, index), v.gather(1, index))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         n = h * w
@@ -159,9 +173,7 @@ class KeyDrivenGQA(nn.Module):
         q = self.q(t).view(b, n, self.num_heads, -1).transpose(1, 2)         # B H N d
         k = self.k(t).view(b, n, self.num_kv_heads, -1).transpose(1, 2)      # B G N d
         v = self.v(t).view(b, n, self.num_kv_heads, -1).transpose(1, 2)
-        group = heads_to_groups(self.allocation(k))                          # B H
-        index = group[:, :, None, None].expand(-1, -1, n, self.head_dim)
-        out = F.scaled_dot_product_attention(q, k.gather(1, index), v.gather(1, index))
+        out = self._attend(q, k, v, self.allocation(k))
         if self.variant == 'pgqa':
             out = self._pgqa(out)
         out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, c)))

@@ -63,6 +63,19 @@ def test_matches_explicit_grouped_attention(size, variant):
     compare_with_reference(m, gqa_reference, torch.randn(2, 16, *size))
 
 
+@pytest.mark.parametrize('heads,groups,alloc', [(2, 1, [2]), (4, 2, [2, 2]), (4, 2, [1, 3]),
+                                                (4, 2, [0, 4])])
+def test_uniform_and_gathered_groups_match_the_reference(monkeypatch, heads, groups, alloc):
+    """Uniform allocations run SDPA on the key / value heads in place (grouped-query SDPA), the
+    others gather them per query head: both equal the explicit softmax with the head-to-group
+    map, gradients included."""
+    m = randomize_(KeyDrivenGQA(16, heads, groups)).eval()
+    fixed = torch.tensor(alloc)
+    monkeypatch.setattr(m, 'allocation', lambda k: fixed.expand(k.shape[0], -1))
+    monkeypatch.setitem(globals(), 'reference_allocation', lambda m_, k_image: alloc)
+    compare_with_reference(m, gqa_reference, torch.randn(2, 16, 7, 9))
+
+
 @pytest.mark.parametrize('variant', VARIANTS)
 def test_image_output_ignores_the_rest_of_the_batch(variant):
     m = _eval_mixer(variant)
