@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch.nn.init import trunc_normal_
 
 from ..ops.utils import pad_to_multiple, to_pair
-from ..ops.window import msw_msa_shift, window_attention_2d, window_bias_terms
+from ..ops.window import (msw_msa_shift, permute_rows, window_bias_terms, window_qkv_rows,
+                          window_rows)
 from ..registry import MODELS
 
 
@@ -29,17 +30,6 @@ class _WindowMixerBase(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
-
-    def _qkv(self, x_nhwc):
-        b, h, w, _ = x_nhwc.shape
-        qkv = self.qkv(x_nhwc).view(b, h, w, 3, self.num_heads, self.head_dim)
-        return qkv.permute(3, 0, 4, 1, 2, 5).unbind(0)  # each B heads H W d
-
-    def _out(self, out, size):
-        b, _, h, w, _ = out.shape
-        out = self.proj(out.permute(0, 2, 3, 1, 4).reshape(b, h, w, self.dim))
-        out = self.proj_drop(out)[:, :size[0], :size[1]]
-        return out.permute(0, 3, 1, 2)
 
 
 @MODELS.register_module()
@@ -156,11 +146,34 @@ class ModifiedShiftedWindowAttention(_WindowMixerBase):
         self.num_windows = num_windows
 
     def forward(self, x: torch.Tensor, step: Optional[int] = None) -> torch.Tensor:
-        h, w = x.shape[2:]
+        """Project every token, then one row gather rolls, pads and partitions q, k, v into
+        contiguous ``(B nW, heads, N, d)`` windows (the projections are per token, so this equals
+        the official roll-then-project; SDPA reads that layout fastest), one SDPA over the
+        windows, the output projection on window rows, and one row gather puts every token back.
+        On maps of whole windows both gathers are permutations, whose backward is a gather too
+        (no scatter into zeros)."""
+        b, c, h, w = x.shape
         window = (math.ceil(h / self.num_windows), math.ceil(w / self.num_windows))
         if step is None:
             step = int(torch.randint(0, 4, ()))
-        q, k, v = self._qkv(x.permute(0, 2, 3, 1))
-        out = window_attention_2d(q, k, v, window, msw_msa_shift(window, step),
-                                  shifted_mask=False)
-        return self._out(out, (h, w))
+        shift = msw_msa_shift(window, step)
+        n, nh, dev = window[0] * window[1], self.num_heads, x.device
+        index, inverse = window_qkv_rows((h, w), window, shift, nh, b)
+        # tokens (B H W, C): a transposed view for one image, read in place by the product
+        qkv = self.qkv(x.flatten(2).transpose(1, 2).reshape(b * h * w, c))
+        rows = permute_rows(qkv.view(-1, self.head_dim), 0, index.to(dev),
+                            None if inverse is None else inverse.to(dev))
+        q, k, v = rows.view(3, -1, nh, n, self.head_dim).unbind(0)     # (B nW) heads N d
+        nw = q.shape[0] // b
+        mask = None
+        if inverse is None:  # padded keys are masked, per window (repeated per image)
+            _, mask = window_bias_terms((h, w), window, shift, None, nh, shifted_mask=False,
+                                        dtype=q.dtype, device=dev)
+            if b > 1:
+                mask = mask.expand(b, *mask.shape).reshape(b * nw, *mask.shape[1:])
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, nw * n, c)))
+        token_of_slot, slot_of_token = window_rows((h, w), window, shift)
+        out = permute_rows(out, 1, slot_of_token.to(dev),
+                           None if inverse is None else token_of_slot.to(dev))
+        return out.view(b, h, w, c).permute(0, 3, 1, 2)

@@ -22,7 +22,8 @@ from .utils import relative_position_index, to_pair
 IntPair = Union[int, Sequence[int]]
 
 __all__ = ['window_attention_2d', 'window_partition', 'window_merge', 'msw_msa_shift',
-           'window_attention_bias', 'window_bias', 'window_bias_terms', 'window_rows']
+           'window_attention_bias', 'window_bias', 'window_bias_terms', 'window_rows',
+           'window_qkv_rows', 'permute_rows']
 
 # logit added to masked pairs: the constant of Swin's official code (and timm's). exp(-100) is
 # zero to float32's resolution next to any unmasked pair of the row, and, unlike -inf, it spares
@@ -196,6 +197,61 @@ def window_rows(size: Tuple[int, int], window: IntPair, shift: IntPair = 0):
     ``tokens.index_select(0, index)`` lists the padded, rolled map window by window (padded slots
     read token 0) and ``windows.index_select(0, inverse)`` puts every token back."""
     return _partition_index(tuple(size), to_pair(window, 'window'), to_pair(shift, 'shift'))
+
+
+def window_qkv_rows(size: Tuple[int, int], window: IntPair, shift: IntPair, num_heads: int,
+                    batch: int = 1):
+    """Row gather from a fused projection's output to window-batched q, k, v: ``(index,
+    inverse)`` such that ``qkv.view(-1, d).index_select(0, index)``, with ``qkv`` the
+    ``(B, H W, 3, heads, d)`` output of a per-token ``qkv`` linear, is ``(3, B nW, heads, N, d)``
+    contiguous, the padded, rolled map window by window (padded slots read token 0): the
+    layout the fused SDPA kernel reads fastest (contiguous ``(B nW, heads, N, d)`` q, k, v:
+    2.4 % less fwd + bwd time than strided views of the projection at 4 x 2 heads x 3800 tokens,
+    CPU). ``inverse`` undoes the gather when it is a permutation (no padding), else None."""
+    return _qkv_partition_index(tuple(size), to_pair(window, 'window'), to_pair(shift, 'shift'),
+                                num_heads, batch)
+
+
+@functools.lru_cache(maxsize=16)
+def _qkv_partition_index(size, window, shift, num_heads, batch):
+    tok, _ = _partition_index(size, window, shift)                 # nW N tokens per image
+    n, hw = window[0] * window[1], size[0] * size[1]
+    tok = tok.view(-1, n)[None, None, :, None, :] + \
+        (torch.arange(batch) * hw)[None, :, None, None, None]       # 1 B nW 1 N
+    which = torch.arange(3)[:, None, None, None, None]
+    heads = torch.arange(num_heads)[None, None, None, :, None]
+    index = ((tok * 3 + which) * num_heads + heads).reshape(-1)     # 3 B nW heads N
+    if index.numel() != 3 * batch * hw * num_heads:  # padded slots: not a permutation
+        return index, None
+    inverse = torch.empty_like(index)
+    inverse[index] = torch.arange(index.numel())
+    return index, inverse
+
+
+class _PermuteRows(torch.autograd.Function):
+    """``x.index_select(dim, index)`` for a permutation ``index``: its backward gathers with the
+    inverse permutation, where autograd's would zero a tensor and scatter-add into it."""
+
+    @staticmethod
+    def forward(ctx, x, dim, index, inverse):
+        ctx.dim = dim
+        ctx.save_for_backward(inverse)
+        return x.index_select(dim, index)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        inverse, = ctx.saved_tensors
+        return grad.index_select(ctx.dim, inverse), None, None, None
+
+
+def permute_rows(x: torch.Tensor, dim: int, index: torch.Tensor,
+                 inverse: Optional[torch.Tensor]) -> torch.Tensor:
+    """``x.index_select(dim, index)``; when ``inverse`` is given, ``index`` must be a
+    permutation and ``inverse`` its inverse, and the backward is a gather too."""
+    if inverse is None or not (x.requires_grad and torch.is_grad_enabled()):
+        return x.index_select(dim, index)
+    return _PermuteRows.apply(x, dim, index, inverse)
 
 
 @functools.lru_cache(maxsize=16)

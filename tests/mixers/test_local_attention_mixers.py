@@ -131,6 +131,28 @@ def test_msw_msa_matches_hidiffusion_formulation(step):
                            _x((14, 22)))
 
 
+def msw_msa_dense_reference(m, x, step):
+    """MSW-MSA from its definition on any map: a token attends to the real tokens of its window
+    in the map padded to 2 x 2 windows and rolled by ``-shift`` (padded keys masked)."""
+    b, c, h, w = x.shape
+    wh, ww = -(-h // m.num_windows), -(-w // m.num_windows)
+    sh, sw = (wh // 4) * step, (ww // 4) * step
+    hp, wp = wh * m.num_windows, ww * m.num_windows
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    win = (((ys - sh) % hp) // wh * m.num_windows + ((xs - sw) % wp) // ww).flatten()
+    t = x.flatten(2).transpose(1, 2)
+    q, k, v = m.qkv(t).view(b, h * w, 3, m.num_heads, -1).permute(2, 0, 3, 1, 4)
+    out = dense_attention(q, k, v, mask=win[:, None] == win[None])
+    return m.proj(out.transpose(1, 2).reshape(b, h * w, c)).transpose(1, 2).reshape(b, c, h, w)
+
+
+@pytest.mark.parametrize('size', [(13, 21), (14, 22), (5, 6), (1, 3)])
+@pytest.mark.parametrize('step', [0, 3])
+def test_msw_msa_matches_its_definition_on_any_map(size, step):
+    m = _Step(randomize_(ModifiedShiftedWindowAttention(16, 2)), step)
+    compare_with_reference(m, lambda r, x: msw_msa_dense_reference(r.inner, x, step), _x(size))
+
+
 def test_msw_msa_any_size_and_random_steps():
     m = ModifiedShiftedWindowAttention(16, 2)
     torch.manual_seed(1)
@@ -251,7 +273,9 @@ def test_window_mixer_masking_padding_equals_the_op_on_the_unpadded_map():
     from plugins.ops.window import window_attention_2d
     m = randomize_(ShiftedWindowAttention(16, 2, 7, 3, mask_padding=True))
     x = _x((13, 21))
-    q, k, v = m._qkv(x.permute(0, 2, 3, 1))
+    b, _, h, w = x.shape
+    qkv = m.qkv(x.permute(0, 2, 3, 1)).view(b, h, w, 3, m.num_heads, m.head_dim)
+    q, k, v = qkv.permute(3, 0, 4, 1, 2, 5).unbind(0)  # each B heads H W d
     ref = merge_heads(window_attention_2d(q, k, v, 7, 3, m.relative_position_bias_table))
     ref = m.proj(ref.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
     assert rel_err(m(x), ref) <= 1e-5
