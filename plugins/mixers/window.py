@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch.nn.init import trunc_normal_
 
 from ..ops.utils import pad_to_multiple, to_pair
-from ..ops.window import (msw_msa_shift, permute_rows, window_bias_terms, window_qkv_rows,
-                          window_rows)
+from ..ops.window import (merge_crop_rows, msw_msa_shift, pad_partition_rows, permute_rows,
+                          window_bias_terms, window_qkv_rows, window_rows)
 from ..registry import MODELS
 
 
@@ -102,10 +102,8 @@ class ShiftedWindowAttention(_WindowMixerBase):
         in one window: Swin's rule of not shifting a map no larger than the window)."""
         b, c, h, w = x.shape
         wh, ww = self.window_size
-        x = x.permute(0, 2, 3, 1)
-        if h % wh or w % ww:
-            x, _ = pad_to_multiple(x, self.window_size, dims=(1, 2))
-        hv, wv = x.shape[1:3]
+        hv, wv = h + (-h) % wh, w + (-w) % ww
+        padded = (hv, wv) != (h, w)
         valid = (h, w) if self.mask_padding else (hv, wv)  # keys to keep: real or all tokens
         shift = self.shift_size if shift_size is None else to_pair(shift_size, 'shift_size')
         sh, sw = shift
@@ -116,24 +114,30 @@ class ShiftedWindowAttention(_WindowMixerBase):
         # roll + partition of q, k, v, on C channels instead of 3C. A shifted partition is one
         # row gather (a permutation of the padded map, backward a gather too) in place of two
         # rolls and a copy each way (fwd + bwd, one thread: 56x56 C=64 13.4 -> 12.6 ms, 200x304
-        # C=64 312 -> 293 ms; equal at 28x28)
+        # C=64 312 -> 293 ms; equal at 28x28); an unshifted one of a padded map is one copy
+        # each way, padding included (50x76 C=320: 157.6 -> 154.7 ms, 0.6 MB less)
         if sh or sw:
+            x, _ = pad_to_multiple(x.permute(0, 2, 3, 1), self.window_size, dims=(1, 2))
             slots, tokens = (t.to(x.device) for t in window_rows((hv, wv), self.window_size,
                                                                   shift))
             rows = permute_rows(x.reshape(b, hv * wv, c), 1, slots, tokens)
+        elif padded:
+            rows = pad_partition_rows(x, self.window_size)
         else:
-            rows = x.reshape(b, hv // wh, wh, wv // ww, ww, c).transpose(2, 3)
-            rows = rows.reshape(b, nw * n, c)
+            rows = x.permute(0, 2, 3, 1).reshape(b, hv // wh, wh, wv // ww, ww, c)
+            rows = rows.transpose(2, 3).reshape(b, nw * n, c)
         out = self._attend(rows, valid, shift)
         out = self.proj(out)
         if self.proj_drop.p:
             out = self.proj_drop(out)
         if sh or sw:
-            out = permute_rows(out, 1, tokens, slots).view(b, hv, wv, c)
+            out = permute_rows(out, 1, tokens, slots).view(b, hv, wv, c)[:, :h, :w]
+        elif padded:
+            out = merge_crop_rows(out, self.window_size, (h, w))
         else:
             out = out.view(b, hv // wh, wv // ww, wh, ww, c).transpose(2, 3)
-            out = out.reshape(b, hv, wv, c)
-        return out[:, :h, :w].permute(0, 3, 1, 2)
+            out = out.reshape(b, h, w, c)
+        return out.permute(0, 3, 1, 2)
 
 
 @MODELS.register_module()

@@ -17,13 +17,13 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from .utils import relative_position_index, to_pair
+from .utils import graph_tracing, pad_to_multiple, relative_position_index, to_pair
 
 IntPair = Union[int, Sequence[int]]
 
 __all__ = ['window_attention_2d', 'window_partition', 'window_merge', 'msw_msa_shift',
            'window_attention_bias', 'window_bias', 'window_bias_terms', 'window_rows',
-           'window_qkv_rows', 'permute_rows']
+           'window_qkv_rows', 'permute_rows', 'pad_partition_rows', 'merge_crop_rows']
 
 # logit added to masked pairs: the constant of Swin's official code (and timm's). exp(-100) is
 # zero to float32's resolution next to any unmasked pair of the row, and, unlike -inf, it spares
@@ -252,6 +252,102 @@ def permute_rows(x: torch.Tensor, dim: int, index: torch.Tensor,
     if inverse is None or not (x.requires_grad and torch.is_grad_enabled()):
         return x.index_select(dim, index)
     return _PermuteRows.apply(x, dim, index, inverse)
+
+
+def _copy_regions(windows: torch.Tensor, tokens: torch.Tensor, window: Tuple[int, int],
+                  into_windows: bool) -> None:
+    """Copy between a ``(B, H, W, C)`` map and the windows ``(B, nWh, wh, nWw, ww, C)`` (a view)
+    of its zero-padded form, as at most four rectangles: whole windows, the bottom strip, the
+    right strip, the corner; the padding is not touched."""
+    h, w = tokens.shape[1:3]
+    (wh, ww), (qh, qw) = window, (h // window[0], w // window[1])
+    for y0, y1, rows in ((0, qh * wh, (slice(0, qh), slice(None))),
+                         (qh * wh, h, (qh, slice(0, h - qh * wh)))):
+        for x0, x1, cols in ((0, qw * ww, (slice(0, qw), slice(None))),
+                             (qw * ww, w, (qw, slice(0, w - qw * ww)))):
+            if y1 == y0 or x1 == x0:
+                continue
+            part = tokens[:, y0:y1, x0:x1]
+            if isinstance(rows[0], slice):  # whole windows along H
+                part = part.unflatten(1, (qh, wh))
+            if isinstance(cols[0], slice):
+                part = part.unflatten(-2, (qw, ww))
+            block = windows[:, rows[0], rows[1], cols[0], cols[1]]
+            if into_windows:
+                block.copy_(part)
+            else:
+                part.copy_(block)
+
+
+class _PadPartition(torch.autograd.Function):
+    """:func:`pad_partition_rows`, its backward the same copies the other way."""
+
+    @staticmethod
+    def forward(ctx, x, window):
+        b, c, h, w = x.shape
+        grid = (-(-h // window[0]), -(-w // window[1]))
+        rows = x.new_zeros(b, grid[0], grid[1], window[0], window[1], c)
+        _copy_regions(rows.permute(0, 1, 3, 2, 4, 5), x.permute(0, 2, 3, 1), window, True)
+        ctx.window, ctx.grid, ctx.shape = window, grid, x.shape
+        return rows.view(b, -1, c)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        b, c, h, w = ctx.shape
+        grad_x = grad.new_empty(b, c, h, w)
+        windows = grad.reshape(b, *ctx.grid, *ctx.window, c).permute(0, 1, 3, 2, 4, 5)
+        _copy_regions(windows, grad_x.permute(0, 2, 3, 1), ctx.window, False)
+        return grad_x, None
+
+
+class _MergeCrop(torch.autograd.Function):
+    """:func:`merge_crop_rows`, its backward the same copies the other way (padding 0)."""
+
+    @staticmethod
+    def forward(ctx, rows, window, size):
+        b, _, c = rows.shape
+        grid = (-(-size[0] // window[0]), -(-size[1] // window[1]))
+        out = rows.new_empty(b, size[0], size[1], c)
+        windows = rows.view(b, *grid, *window, c).permute(0, 1, 3, 2, 4, 5)
+        _copy_regions(windows, out, window, False)
+        ctx.window, ctx.grid = window, grid
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        b, _, _, c = grad.shape
+        rows = grad.new_zeros(b, *ctx.grid, *ctx.window, c)
+        _copy_regions(rows.permute(0, 1, 3, 2, 4, 5), grad, ctx.window, True)
+        return rows.view(b, -1, c), None, None
+
+
+def pad_partition_rows(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
+    """``(B, C, H, W) -> (B, nW N, C)``: the windows of the map zero-padded at the bottom / right
+    to window multiples, token rows window by window, in one copy from ``x``'s memory (padding
+    then partitioning copies twice, forward and backward). A tracer records the two steps."""
+    if graph_tracing():
+        b, c = x.shape[:2]
+        x, _ = pad_to_multiple(x.permute(0, 2, 3, 1), window, dims=(1, 2))
+        hv, wv = x.shape[1:3]
+        x = x.reshape(b, hv // window[0], window[0], wv // window[1], window[1], c)
+        return x.transpose(2, 3).reshape(b, -1, c)
+    return _PadPartition.apply(x, tuple(window))
+
+
+def merge_crop_rows(rows: torch.Tensor, window: Tuple[int, int],
+                    size: Tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`pad_partition_rows` without the padding: ``(B, nW N, C) -> (B, H, W, C)``
+    (contiguous), in one copy (merging then cropping leaves a padded buffer, and its backward
+    zero-fills and copies it once more). A tracer records the two steps."""
+    if graph_tracing():
+        b, _, c = rows.shape
+        (h, w), (wh, ww) = size, window
+        hv, wv = h + (-h) % wh, w + (-w) % ww
+        rows = rows.view(b, hv // wh, wv // ww, wh, ww, c).transpose(2, 3)
+        return rows.reshape(b, hv, wv, c)[:, :h, :w]
+    return _MergeCrop.apply(rows, tuple(window), tuple(size))
 
 
 @functools.lru_cache(maxsize=16)

@@ -95,3 +95,33 @@ def test_shift_outside_the_window_is_refused():
     q, k, v = _qkv(8, 8)
     with pytest.raises(ValueError, match='shift'):
         window_attention_2d(q, k, v, 4, shift=4)
+
+
+@pytest.mark.parametrize('size', [(13, 21), (7, 14), (3, 5), (9, 6)])
+def test_pad_partition_and_merge_crop_equal_pad_then_partition_and_their_inverse(size):
+    from plugins.ops.window import merge_crop_rows, pad_partition_rows
+    h, w = size
+    win = (7, 4)
+    hv, wv = h + (-h) % 7, w + (-w) % 4
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, h, w, dtype=torch.float64, requires_grad=True)
+    padded = torch.nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, 0, wv - w, 0, hv - h))
+    ref = padded.reshape(2, hv // 7, 7, wv // 4, 4, 3).transpose(2, 3).reshape(2, -1, 3)
+    assert torch.equal(pad_partition_rows(x, win), ref)
+    rows = torch.randn(2, hv * wv, 3, dtype=torch.float64, requires_grad=True)
+    merged = rows.view(2, hv // 7, wv // 4, 7, 4, 3).transpose(2, 3).reshape(2, hv, wv, 3)
+    assert torch.equal(merge_crop_rows(rows, win, size), merged[:, :h, :w])
+    assert torch.autograd.gradcheck(lambda t: pad_partition_rows(t, win), (x, ))
+    assert torch.autograd.gradcheck(lambda t: merge_crop_rows(t, win, size), (rows, ))
+
+
+@pytest.mark.filterwarnings('ignore::torch.jit.TracerWarning')  # shapes are constants here
+def test_pad_partition_and_merge_crop_trace_to_the_same_numbers():
+    from plugins.ops.window import merge_crop_rows, pad_partition_rows
+
+    def both(x):
+        return merge_crop_rows(pad_partition_rows(x, (7, 7)) * 2, (7, 7), (9, 12))
+    x = torch.randn(1, 3, 9, 12)
+    traced = torch.jit.trace(both, (x, ))
+    assert 'PythonOp' not in str(traced.graph)
+    assert torch.equal(traced(x), both(x))
