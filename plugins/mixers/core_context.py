@@ -32,7 +32,7 @@ import torch.nn as nn
 from torch.autograd.function import once_differentiable
 
 from ..ops.joint_attention import joint_softmax_attention, merge_padded_windows, padded_windows
-from ..ops.utils import to_pair
+from ..ops.utils import consume_saved, to_pair
 from ..registry import MODELS
 
 
@@ -136,11 +136,8 @@ class _LocalCoreAttention(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out):
-        if ctx.probs is None:
-            raise RuntimeError('CoreContextAwareAttention: backward runs once per forward '
-                               '(retain_graph is not supported)')
-        probs, scale = ctx.probs, ctx.scale
-        ctx.probs = None  # each chunk is freed once used below
+        probs = consume_saved(ctx, 'probs', 'CoreContextAwareAttention')  # freed chunk by chunk
+        scale = ctx.scale
         qw, kw, vw, core_k, core_v, index, out = ctx.saved_tensors
         b, nh, nw, length, d = qw.shape
         m = probs[0].shape[-1] - nw

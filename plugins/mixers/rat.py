@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from ..ops.utils import to_pair
+from ..ops.utils import consume_saved, to_pair
 from ..registry import MODELS
 
 
@@ -196,11 +196,7 @@ class _RATCore(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, d_y):
-        if ctx.saved is None:
-            raise RuntimeError('RATAttention: backward runs once per forward (retain_graph is '
-                               'not supported)')
-        saved, lay, scale = ctx.saved, ctx.lay, ctx.scale
-        ctx.saved = None  # its buffers are consumed (freed or overwritten) below
+        saved, lay, scale = consume_saved(ctx, 'saved', 'RATAttention'), ctx.lay, ctx.scale
         c, gd = ctx.widths
         nh, ng = ctx.heads, ctx.groups
         b, hh, ww, _ = d_y.shape

@@ -99,6 +99,18 @@ def graph_tracing() -> bool:
         torch.onnx.is_in_onnx_export()
 
 
+def consume_saved(ctx, name: str, owner: str):
+    """``ctx.<name>``, the buffers a hand-written backward consumes (frees or overwrites), taken
+    from ``ctx``; a second backward through the same graph (``retain_graph``) finds them gone and
+    is refused with a clear error."""
+    saved = getattr(ctx, name)
+    if saved is None:
+        raise RuntimeError(f'{owner}: backward runs once per forward (retain_graph is not '
+                           'supported)')
+    setattr(ctx, name, None)
+    return saved
+
+
 _COUNTING_FLOPS = [False]
 
 

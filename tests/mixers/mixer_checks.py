@@ -1,6 +1,7 @@
 """Shared checks of the mixer tests: a mixer against a reference, forward and input gradients."""
 import copy
 
+import pytest
 import torch
 
 
@@ -77,3 +78,12 @@ def compare_parameter_grads(mixer, reference, x, rtol=1e-5, ref_dtype=torch.floa
             assert err <= rtol, f'{name}: parameter-gradient relative error {err:.2e} > {rtol:.0e}'
             worst = max(worst, err)
     return worst
+
+
+def assert_second_backward_refused(mixer, x):
+    """A mixer whose hand-written backward consumes its saved buffers refuses a second backward
+    through the same graph with a clear error."""
+    y = mixer(x.requires_grad_()).sum()
+    y.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match='once'):
+        y.backward()

@@ -8,7 +8,8 @@ import torch
 from plugins.mixers.rat import RATAttention, rope_2d
 from plugins.registry import MODELS
 
-from .mixer_checks import compare_bf16, compare_parameter_grads, compare_with_reference, randomize_
+from .mixer_checks import (assert_second_backward_refused, compare_bf16, compare_parameter_grads,
+                           compare_with_reference, randomize_)
 
 SIZES = [(7, 9), (11, 13), (1, 1), (3, 8)]
 
@@ -102,10 +103,7 @@ def test_input_gradients_with_groups_shared_by_several_heads():
 
 
 def test_second_backward_is_refused():
-    y = _mixer(window_size=3)(torch.randn(1, 16, 5, 7, requires_grad=True)).sum()
-    y.backward(retain_graph=True)
-    with pytest.raises(RuntimeError, match='once'):
-        y.backward()
+    assert_second_backward_refused(_mixer(window_size=3), torch.randn(1, 16, 5, 7))
 
 
 def test_rope_2d_preserves_norms_and_relative_positions():
