@@ -103,13 +103,11 @@ class ShiftedWindowAttention(_WindowMixerBase):
         b, c, h, w = x.shape
         wh, ww = self.window_size
         hv, wv = h + (-h) % wh, w + (-w) % ww
-        padded = (hv, wv) != (h, w)
         valid = (h, w) if self.mask_padding else (hv, wv)  # keys to keep: real or all tokens
         shift = self.shift_size if shift_size is None else to_pair(shift_size, 'shift_size')
         sh, sw = shift
         if self.relative_position_bias_table is None and not (sh or sw) and (hv, wv) == valid:
             valid = None  # DaViT's windows: no bias, no mask (skips their per-call bookkeeping)
-        n, nw = wh * ww, (hv // wh) * (wv // ww)
         # roll and partition the input: the projections are per token, so this equals Swin's
         # roll + partition of q, k, v, on C channels instead of 3C. A shifted partition is one
         # row gather (a permutation of the padded map, backward a gather too) in place of two
@@ -121,22 +119,16 @@ class ShiftedWindowAttention(_WindowMixerBase):
             slots, tokens = (t.to(x.device) for t in window_rows((hv, wv), self.window_size,
                                                                   shift))
             rows = permute_rows(x.reshape(b, hv * wv, c), 1, slots, tokens)
-        elif padded:
-            rows = pad_partition_rows(x, self.window_size)
         else:
-            rows = x.permute(0, 2, 3, 1).reshape(b, hv // wh, wh, wv // ww, ww, c)
-            rows = rows.transpose(2, 3).reshape(b, nw * n, c)
+            rows = pad_partition_rows(x, self.window_size)
         out = self._attend(rows, valid, shift)
         out = self.proj(out)
         if self.proj_drop.p:
             out = self.proj_drop(out)
         if sh or sw:
             out = permute_rows(out, 1, tokens, slots).view(b, hv, wv, c)[:, :h, :w]
-        elif padded:
-            out = merge_crop_rows(out, self.window_size, (h, w))
         else:
-            out = out.view(b, hv // wh, wv // ww, wh, ww, c).transpose(2, 3)
-            out = out.reshape(b, h, w, c)
+            out = merge_crop_rows(out, self.window_size, (h, w))
         return out.permute(0, 3, 1, 2)
 
 

@@ -325,11 +325,15 @@ class _MergeCrop(torch.autograd.Function):
 
 def pad_partition_rows(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor:
     """``(B, C, H, W) -> (B, nW N, C)``: the windows of the map zero-padded at the bottom / right
-    to window multiples, token rows window by window, in one copy from ``x``'s memory (padding
-    then partitioning copies twice, forward and backward). A tracer records the two steps."""
-    if graph_tracing():
-        b, c = x.shape[:2]
-        x, _ = pad_to_multiple(x.permute(0, 2, 3, 1), window, dims=(1, 2))
+    to window multiples, token rows window by window, in one copy from ``x``'s memory. Padding
+    then partitioning copies twice, forward and backward: that runs only where it is one copy as
+    well (no padding) or where a tracer records the steps."""
+    b, c, h, w = x.shape
+    padded = h % window[0] or w % window[1]
+    if not padded or graph_tracing():
+        x = x.permute(0, 2, 3, 1)
+        if padded:
+            x, _ = pad_to_multiple(x, window, dims=(1, 2))
         hv, wv = x.shape[1:3]
         x = x.reshape(b, hv // window[0], window[0], wv // window[1], window[1], c)
         return x.transpose(2, 3).reshape(b, -1, c)
@@ -338,12 +342,12 @@ def pad_partition_rows(x: torch.Tensor, window: Tuple[int, int]) -> torch.Tensor
 
 def merge_crop_rows(rows: torch.Tensor, window: Tuple[int, int],
                     size: Tuple[int, int]) -> torch.Tensor:
-    """Inverse of :func:`pad_partition_rows` without the padding: ``(B, nW N, C) -> (B, H, W, C)``
-    (contiguous), in one copy (merging then cropping leaves a padded buffer, and its backward
-    zero-fills and copies it once more). A tracer records the two steps."""
-    if graph_tracing():
+    """Inverse of :func:`pad_partition_rows` without the padding: ``(B, nW N, C) -> (B, H, W, C)``,
+    in one copy. Merging then cropping leaves a padded buffer whose backward zero-fills and copies
+    it once more: that runs only where there is no padding or a tracer records the steps."""
+    (h, w), (wh, ww) = size, window
+    if not (h % wh or w % ww) or graph_tracing():
         b, _, c = rows.shape
-        (h, w), (wh, ww) = size, window
         hv, wv = h + (-h) % wh, w + (-w) % ww
         rows = rows.view(b, hv // wh, wv // ww, wh, ww, c).transpose(2, 3)
         return rows.reshape(b, hv, wv, c)[:, :h, :w]
